@@ -1,0 +1,29 @@
+# Quick start: `make demo` and `make test`; each sets up .venv when needed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint demo clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt setup.cfg
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -c "import mmcv" 2>/dev/null || $(PY) -m pip install -q "mmcv-lite==2.1.0"
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+lint: $(STAMP)
+	$(VENV)/bin/pre-commit run --all-files
+
+demo: $(STAMP)
+	$(PY) tools/demo.py
+
+clean:
+	rm -rf work_dirs data/demo

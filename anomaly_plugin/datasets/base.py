@@ -1,0 +1,184 @@
+"""Common base of the anomaly detection datasets."""
+import math
+import os
+from typing import Callable, List, Optional, Sequence, Union
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+
+from anomaly_plugin.registry import TRANSFORMS
+
+from .image_io import is_image_file
+
+SPLITS = ('train', 'holdout', 'test')
+
+
+def list_images(folder: str, what: str = 'image folder') -> List[str]:
+    """List the image files directly inside ``folder``.
+
+    Args:
+        folder: directory to scan (not recursive).
+        what: how the folder is named in error messages.
+
+    Returns:
+        Sorted full paths of the files whose extension is an image
+        extension (any case); hidden files, other files and sub-folders
+        are ignored.
+
+    Raises:
+        FileNotFoundError: ``folder`` does not exist or is not a directory.
+    """
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f'{what} {folder!r} does not exist or is not '
+                                'a directory')
+    with os.scandir(folder) as it:
+        names = [e.name for e in it if e.is_file() and is_image_file(e.name)]
+    return [os.path.join(folder, n) for n in sorted(names)]
+
+
+def normal_info(img_path: str) -> dict:
+    """Data info of one normal image (no mask file, label 0)."""
+    return dict(img_path=img_path, mask_path=None, gt_label=0,
+                defect_type='good')
+
+
+class BaseAnomalyDataset(BaseDataset):
+    """Base of the datasets for unsupervised anomaly detection.
+
+    Training images are all normal. The normal training images can be split
+    deterministically into ``'train'`` and ``'holdout'`` (normal images kept
+    out of training, e.g. to calibrate thresholds): the sorted file list is
+    permuted with ``numpy.random.default_rng(holdout_seed)`` and the first
+    ``ceil(holdout_ratio * n)`` images of the permutation form ``'holdout'``;
+    ``'train'`` gets the others, so the two never overlap.
+
+    Each data info is a dict with ``img_path`` (str), ``mask_path`` (str or
+    None; None for normal images), ``gt_label`` (0 normal, 1 anomalous) and
+    ``defect_type`` (``'good'`` for normal images). When the dataset has no
+    masks at all (``metainfo['has_masks']`` False), every data info also has
+    ``no_mask=True`` and the mask loader leaves ``gt_mask`` unset.
+
+    Subclasses implement :meth:`load_normal_train_files` and
+    :meth:`load_test_list`.
+
+    Args:
+        split: ``'train'``, ``'holdout'`` or ``'test'``.
+        holdout_ratio: fraction of the normal training images held out,
+            in [0, 1).
+        holdout_seed: seed of the holdout permutation.
+        data_root: root folder of the data.
+        metainfo: extra meta information merged into :attr:`METAINFO`.
+        pipeline: transforms (config dicts, built from this package's
+            ``TRANSFORMS`` registry, or callables).
+        indices, serialize_data, test_mode, lazy_init, max_refetch: as in
+            :class:`mmengine.dataset.BaseDataset`.
+    """
+
+    METAINFO = dict(classes=('good', 'anomalous'))
+    #: Whether the samples come with ground-truth masks.
+    has_masks = True
+
+    def __init__(self,
+                 split: str = 'train',
+                 holdout_ratio: float = 0.0,
+                 holdout_seed: int = 0,
+                 data_root: str = '',
+                 metainfo: Optional[dict] = None,
+                 pipeline: Sequence[Union[dict, Callable]] = (),
+                 indices: Optional[Union[int, Sequence[int]]] = None,
+                 serialize_data: bool = True,
+                 test_mode: bool = False,
+                 lazy_init: bool = False,
+                 max_refetch: int = 1000):
+        if split not in SPLITS:
+            raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
+        holdout_ratio = float(holdout_ratio)
+        if not 0.0 <= holdout_ratio < 1.0:
+            raise ValueError(
+                f'holdout_ratio must be in [0, 1), got {holdout_ratio}')
+        if split == 'holdout' and holdout_ratio == 0.0:
+            raise ValueError(
+                "split='holdout' needs holdout_ratio > 0; with "
+                'holdout_ratio=0 no normal training image is held out')
+        self.split = split
+        self.holdout_ratio = holdout_ratio
+        self.holdout_seed = int(holdout_seed)
+        metainfo = dict(metainfo or {}, has_masks=self.has_masks)
+        super().__init__(
+            ann_file='',
+            metainfo=metainfo,
+            data_root=data_root,
+            data_prefix=dict(),
+            indices=indices,
+            serialize_data=serialize_data,
+            pipeline=self._build_pipeline(pipeline),
+            test_mode=test_mode,
+            lazy_init=lazy_init,
+            max_refetch=max_refetch)
+
+    @staticmethod
+    def _build_pipeline(
+            pipeline: Sequence[Union[dict, Callable]]) -> List[Callable]:
+        """Build config dicts with this package's registry.
+
+        Names are looked up here first, then in MMEngine's root registry, so
+        a pipeline works without setting ``default_scope``.
+        """
+        return [TRANSFORMS.build(t) if isinstance(t, dict) else t
+                for t in pipeline]
+
+    def _resolve(self, path: str) -> str:
+        """Join a relative ``path`` with ``data_root``."""
+        path = os.fspath(path)
+        if self.data_root and not os.path.isabs(path):
+            return os.path.join(self.data_root, path)
+        return path
+
+    def load_normal_train_files(self) -> List[str]:
+        """Return the sorted paths of all normal training images.
+
+        Raises an error naming the folder when there are none.
+        """
+        raise NotImplementedError
+
+    def load_test_list(self) -> List[dict]:
+        """Return the data infos of the test split (normal and anomalous)."""
+        raise NotImplementedError
+
+    def split_holdout(self, files: Sequence[str]) -> List[str]:
+        """Select the files of the current ``'train'`` / ``'holdout'`` split.
+
+        Args:
+            files: all normal training images.
+
+        Returns:
+            The selected files, in sorted order.
+        """
+        files = sorted(files)
+        n = len(files)
+        # Small tolerance so that e.g. 0.3 * 10 holds out 3 images, not 4.
+        k = math.ceil(self.holdout_ratio * n - 1e-9) if self.holdout_ratio else 0
+        if k >= n:
+            raise ValueError(
+                f'holdout_ratio={self.holdout_ratio} holds out all {n} normal '
+                'training image(s) and leaves none for training; lower it or '
+                'add images')
+        held = np.zeros(n, dtype=bool)
+        held[np.random.default_rng(self.holdout_seed).permutation(n)[:k]] = True
+        keep = held if self.split == 'holdout' else ~held
+        return [f for f, k_ in zip(files, keep) if k_]
+
+    def load_data_list(self) -> List[dict]:
+        """Build the data infos of the selected split."""
+        if self.split == 'test':
+            data_list = self.load_test_list()
+            if not data_list:
+                raise ValueError(
+                    f'{type(self).__name__}: the test split holds no images')
+        else:
+            files = self.load_normal_train_files()
+            data_list = [normal_info(f) for f in self.split_holdout(files)]
+        if not self.has_masks:
+            for info in data_list:
+                info['no_mask'] = True
+        return data_list

@@ -1,0 +1,60 @@
+"""Packing pipeline results into model inputs and data samples."""
+from typing import Sequence
+
+import numpy as np
+import torch
+from mmcv.transforms import BaseTransform
+
+from anomaly_plugin.registry import TRANSFORMS
+from anomaly_plugin.structures import AnomalyDataSample
+
+
+@TRANSFORMS.register_module()
+class PackAnomalyInputs(BaseTransform):
+    """Pack the image and ground truth for the model.
+
+    Returns ``dict(inputs=..., data_samples=...)``: ``inputs`` is a
+    contiguous (3, H, W) uint8 tensor; ``data_samples`` an
+    :class:`AnomalyDataSample` with ``gt_label``, ``gt_mask`` (only when
+    ``results`` has one) and the ``meta_keys`` present in ``results``.
+
+    Args:
+        meta_keys: keys copied into the sample's metainfo.
+    """
+
+    def __init__(self,
+                 meta_keys: Sequence[str] = ('img_path', 'mask_path',
+                                             'ori_shape', 'img_shape',
+                                             'defect_type')):
+        self.meta_keys = tuple(meta_keys)
+
+    def transform(self, results: dict) -> dict:
+        if 'img' not in results:
+            raise KeyError(
+                f"PackAnomalyInputs: no 'img' for {results.get('img_path')!r}; "
+                'the pipeline must load the image first')
+        img = np.asarray(results['img'])
+        if img.ndim != 3:
+            raise ValueError(
+                f'PackAnomalyInputs expects an (H, W, C) image, got shape '
+                f'{img.shape} for {results.get("img_path")!r}')
+        inputs = torch.from_numpy(
+            np.ascontiguousarray(img.transpose(2, 0, 1)))  # (3, H, W)
+
+        sample = AnomalyDataSample()
+        if 'gt_label' in results:
+            sample.set_gt_label(results['gt_label'])
+        if 'gt_mask' in results:
+            mask = results['gt_mask']
+            if tuple(mask.shape) != img.shape[:2]:
+                raise ValueError(
+                    f'gt_mask {tuple(mask.shape)} and image {img.shape[:2]} '
+                    f'of {results.get("img_path")!r} differ in size; a '
+                    'transform changed only one of them')
+            sample.set_gt_mask(mask)
+        sample.set_metainfo(
+            {k: results[k] for k in self.meta_keys if k in results})
+        return dict(inputs=inputs, data_samples=sample)
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(meta_keys={self.meta_keys})'

@@ -1,0 +1,15 @@
+"""Anomaly detection metrics: functional forms and MMEngine metrics."""
+from .functional import (
+    aupro,
+    auroc,
+    average_precision,
+    f1_max,
+    f1_max_threshold,
+    pro_curve,
+)
+from .metrics import ImageMetric, PixelMetric
+
+__all__ = [
+    'auroc', 'average_precision', 'f1_max', 'f1_max_threshold', 'pro_curve',
+    'aupro', 'ImageMetric', 'PixelMetric'
+]

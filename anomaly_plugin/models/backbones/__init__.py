@@ -1,0 +1,3 @@
+from .conv_encoder import ConvEncoder
+
+__all__ = ['ConvEncoder']

@@ -1,0 +1,3 @@
+from .data_preprocessor import AnomalyDataPreprocessor
+
+__all__ = ['AnomalyDataPreprocessor']

@@ -1,0 +1,4 @@
+from .autoencoder import ConvAutoEncoder
+from .base import BaseAnomalyDetector
+
+__all__ = ['BaseAnomalyDetector', 'ConvAutoEncoder']

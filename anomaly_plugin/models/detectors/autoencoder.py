@@ -1,0 +1,49 @@
+"""Reconstruction-based detector: encoder -> decoder, residual map."""
+from typing import Dict, Optional
+
+import torch
+
+from anomaly_plugin.registry import MODELS
+
+from .base import BaseAnomalyDetector
+
+
+@MODELS.register_module()
+class ConvAutoEncoder(BaseAnomalyDetector):
+    """Convolutional autoencoder trained to reconstruct normal images.
+
+    The loss compares the reconstruction with the input in [0, 1] (the
+    normalisation is undone first); the anomaly map is the loss's per-pixel
+    form (``loss.map``), by default the channel-mean squared residual.
+
+    Args:
+        encoder: config of the encoder (image -> latent code).
+        decoder: config of the decoder (latent code -> image in [0, 1]).
+        loss: training loss, also the source of the anomaly map.
+        score_map: loss whose ``map`` is the anomaly map; defaults to
+            ``loss``.
+    """
+
+    def __init__(self,
+                 encoder: dict = dict(type='ConvEncoder'),
+                 decoder: dict = dict(type='ConvDecoder'),
+                 loss: dict = dict(type='L2Loss'),
+                 score_map: Optional[dict] = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = MODELS.build(encoder)
+        self.decoder = MODELS.build(decoder)
+        self.loss_fn = MODELS.build(loss)
+        self.score_fn = MODELS.build(score_map) if score_map else self.loss_fn
+
+    def reconstruct(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised -> (B, 3, H, W) reconstruction in [0, 1]."""
+        return self.decoder(self.encoder(inputs))
+
+    def loss(self, inputs, data_samples=None) -> Dict[str, torch.Tensor]:
+        target = self.data_preprocessor.denormalize(inputs)  # (B, 3, H, W)
+        return dict(loss_rec=self.loss_fn(self.reconstruct(inputs), target))
+
+    def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:
+        target = self.data_preprocessor.denormalize(inputs)
+        return self.score_fn.map(self.reconstruct(inputs), target)  # (B, 1, H, W)

@@ -1,0 +1,104 @@
+"""Thin MMEngine wrapper shared by every anomaly detector."""
+from abc import ABCMeta, abstractmethod
+from typing import Dict, List, Optional, Union
+
+import torch
+from mmengine.model import BaseModel
+
+from anomaly_plugin.registry import MODELS
+from anomaly_plugin.structures import AnomalyDataSample
+
+from ..postprocess import AnomalyPostProcessor
+
+ForwardResults = Union[Dict[str, torch.Tensor], List[AnomalyDataSample],
+                       torch.Tensor]
+
+
+class BaseAnomalyDetector(BaseModel, metaclass=ABCMeta):
+    """Dispatches ``mode='loss'|'predict'|'tensor'`` to the algorithm core.
+
+    Subclasses implement :meth:`loss` and :meth:`anomaly_map`; prediction
+    (upsampling, blur, image score, thresholds) is shared here.
+
+    Args:
+        data_preprocessor: config or module; defaults to
+            ``AnomalyDataPreprocessor`` with ImageNet statistics.
+        postprocess: keyword arguments of :class:`AnomalyPostProcessor`.
+        init_cfg: MMEngine initialisation config.
+    """
+
+    #: memory-bank models set this: they are fitted by one no-grad pass
+    #: (see ``anomaly_plugin.engine.FitLoop``) instead of gradient steps.
+    requires_fit: bool = False
+
+    def __init__(self, data_preprocessor: Optional[Union[dict, torch.nn.Module]] = None,
+                 postprocess: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='AnomalyDataPreprocessor')
+        if isinstance(data_preprocessor, dict):
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.postprocessor = AnomalyPostProcessor(**(postprocess or {}))
+
+    def forward(self, inputs: torch.Tensor,
+                data_samples: Optional[List[AnomalyDataSample]] = None,
+                mode: str = 'tensor') -> ForwardResults:
+        """Args:
+            inputs: (B, 3, H, W) normalised images.
+            data_samples: the batch's samples (needed for ``'predict'``
+                only to carry the ground truth along).
+            mode: ``'loss'`` -> dict of losses, ``'predict'`` -> samples with
+                predictions, ``'tensor'`` -> (B, 1, h, w) raw anomaly map.
+        """
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.anomaly_map(inputs)
+        raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
+
+    @abstractmethod
+    def loss(self, inputs: torch.Tensor,
+             data_samples: Optional[List[AnomalyDataSample]] = None
+             ) -> Dict[str, torch.Tensor]:
+        """Training losses of a batch of normal images."""
+
+    @abstractmethod
+    def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Raw anomaly map (B, 1, h, w), any resolution, larger = anomalous."""
+
+    @torch.no_grad()
+    def predict(self, inputs: torch.Tensor,
+                data_samples: Optional[List[AnomalyDataSample]] = None
+                ) -> List[AnomalyDataSample]:
+        """Scores, maps and (when calibrated) labels and masks per image.
+
+        Returns:
+            The samples (new ones when none were given) with ``pred_score``,
+            ``anomaly_map`` (H, W) at the input size, raw and unnormalised;
+            with a calibrated threshold also ``pred_label``, ``pred_mask``,
+            ``norm_score`` and ``norm_map`` in [0, 1] (threshold at 0.5).
+        """
+        raw = self.anomaly_map(inputs)  # (B, 1, h, w)
+        maps, scores = self.postprocessor(raw, inputs.shape[-2:])
+        if data_samples is None:
+            data_samples = [AnomalyDataSample() for _ in range(inputs.shape[0])]
+        post = self.postprocessor
+        if post.has_threshold:
+            labels = (scores >= post.image_threshold).long()
+            masks = (maps >= post.pixel_threshold).to(torch.uint8)
+        if post.has_normalization:
+            norm_scores = post.normalize_scores(scores)
+            norm_maps = post.normalize_maps(maps)
+        for i, sample in enumerate(data_samples):
+            sample.set_pred_score(scores[i])
+            sample.set_anomaly_map(maps[i])
+            if post.has_threshold:
+                sample.pred_label = labels[i]
+                sample.pred_mask = masks[i]
+            if post.has_normalization:
+                sample.norm_score = norm_scores[i]
+                sample.norm_map = norm_maps[i]
+        return data_samples

@@ -1,0 +1,3 @@
+from .conv_decoder import ConvDecoder
+
+__all__ = ['ConvDecoder']

@@ -1,0 +1,40 @@
+from mmengine.hooks import (CheckpointHook, DistSamplerSeedHook, IterTimerHook,
+                            LoggerHook, ParamSchedulerHook)
+
+from anomaly_plugin.engine.hooks import (AnomalyVisualizationHook, CalibrationHook,
+                                         PlainCheckpointHook)
+
+default_scope = 'anomaly_plugin'
+custom_imports = dict(imports=['anomaly_plugin'], allow_failed_imports=False)
+
+default_hooks = dict(
+    timer=dict(type=IterTimerHook),
+    logger=dict(type=LoggerHook, interval=10),
+    param_scheduler=dict(type=ParamSchedulerHook),
+    checkpoint=dict(type=CheckpointHook, interval=1, max_keep_ckpts=1,
+                    save_last=True),
+    sampler_seed=dict(type=DistSamplerSeedHook),
+)
+
+# Thresholds: quantiles of the held-out normal training images' scores
+# (``split='holdout'`` of the training dataset config). For F1-optimal
+# thresholds on a labelled validation split, give a full dataset config and
+# ``inherit=False, mode='f1'``.
+calibration = dict(type=CalibrationHook, dataset=dict(split='holdout'),
+                   mode='auto', image_quantile=0.99, pixel_quantile=0.999)
+# Heat-map panels of every test image; ``--cfg-options visualize=True``.
+visualize = False
+custom_hooks = [
+    dict(type=PlainCheckpointHook),
+    calibration,
+    dict(type=AnomalyVisualizationHook, enable=visualize),
+]
+
+env_cfg = dict(cudnn_benchmark=False,
+               mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+               dist_cfg=dict(backend='nccl'))
+log_processor = dict(by_epoch=True)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0, deterministic=False)

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from anomaly_plugin.models.postprocess import AnomalyPostProcessor
+from anomaly_plugin.models.utils import gaussian_blur
+
+
+def test_blur_matches_scipy_mirror_mode():
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 1, 40, 50)).astype(np.float32)
+    ours = gaussian_blur(torch.from_numpy(x), 2.0).numpy()
+    ref = np.stack([ndimage.gaussian_filter(x[i, 0], 2.0, mode='mirror', truncate=4.0)
+                    for i in range(2)])[:, None]
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+def test_blur_off_and_constant():
+    x = torch.full((1, 1, 8, 8), 3.0)
+    assert gaussian_blur(x, 0) is x
+    torch.testing.assert_close(gaussian_blur(x, 4.0), x)  # replicate fallback
+
+
+@pytest.mark.parametrize('score', ['max', 'mean', 'topk'])
+def test_scores_and_upsampling(score):
+    post = AnomalyPostProcessor(sigma=0, score=score, topk=5)
+    raw = torch.rand(2, 1, 8, 8)
+    maps, scores = post(raw, (32, 32))
+    assert maps.shape == (2, 32, 32)
+    flat = maps.flatten(1)
+    expect = {'max': flat.max(1).values, 'mean': flat.mean(1),
+              'topk': flat.topk(5, 1).values.mean(1)}[score]
+    torch.testing.assert_close(scores, expect)
+
+
+def test_calibration_buffers_round_trip_and_normalisation():
+    post = AnomalyPostProcessor()
+    assert not post.has_threshold and not post.has_normalization
+    values = dict(image_threshold=2.0, pixel_threshold=1.0, image_min=0.0,
+                  image_max=4.0, pixel_min=0.0, pixel_max=2.0)
+    post.set_calibration(values)
+    other = AnomalyPostProcessor()
+    other.load_state_dict(post.state_dict())
+    assert other.calibration() == values
+    # the threshold maps to 0.5, the range to width 1, clipped to [0, 1]
+    s = other.normalize_scores(torch.tensor([2.0, 3.0, 100.0, -100.0]))
+    torch.testing.assert_close(s, torch.tensor([0.5, 0.75, 1.0, 0.0]))
+    with pytest.raises(KeyError):
+        post.set_calibration(dict(bogus=1.0))
+
+
+def test_bad_score_name():
+    with pytest.raises(ValueError, match='score'):
+        AnomalyPostProcessor(score='median')

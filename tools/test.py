@@ -1,0 +1,73 @@
+"""Test a checkpoint; writes ``<work_dir>/metrics.json``."""
+import argparse
+import json
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
+from mmengine.runner import Runner
+
+from anomaly_plugin.engine import merge_options, setup_distributed
+from anomaly_plugin.evaluation.keys import METRIC_KEYS
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test an anomaly detector')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='folder for logs, metrics.json, panels')
+    parser.add_argument('--data-root', help='category folder (MVTec layout) for '
+                        'every split; same as --cfg-options data_root=DIR')
+    parser.add_argument('--visualize', action='store_true',
+                        help='write a heat-map panel per test image to '
+                        '<work_dir>/vis (same as --cfg-options visualize=True)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def format_table(metrics: dict) -> str:
+    """Two-column text table of the metrics."""
+    rows = [(k, f'{metrics[k]:.4f}') for k in METRIC_KEYS if k in metrics]
+    width = max(len(k) for k, _ in rows) if rows else 6
+    lines = [f"{'metric':<{width}}  value", '-' * (width + 8)]
+    lines += [f'{k:<{width}}  {v}' for k, v in rows]
+    return '\n'.join(lines)
+
+
+def main():
+    args = parse_args()
+    import anomaly_plugin  # noqa: F401
+    cfg = Config.fromfile(args.config)
+    options = dict(args.cfg_options or {})
+    if args.data_root:
+        options['data_root'] = args.data_root
+    if args.visualize:
+        options['visualize'] = True
+    merge_options(cfg, options)
+    setup_distributed(cfg, args.launcher)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    if is_main_process():
+        out = {k: float(metrics[k]) for k in METRIC_KEYS if k in metrics}
+        path = osp.join(cfg.work_dir, 'metrics.json')
+        with open(path, 'w') as f:
+            json.dump(out, f, indent=2)
+        print(format_table(out))
+        print(f'metrics written to {path}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,69 @@
+"""Train (or fit) an anomaly detector from a config."""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from anomaly_plugin.engine import enable_amp, merge_options, setup_distributed
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train an anomaly detector')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--work-dir', help='folder for logs and checkpoints')
+    parser.add_argument('--data-root', help='category folder (MVTec layout) for '
+                        'every split; same as --cfg-options data_root=DIR')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from the given checkpoint, or from the '
+                        'latest one in the work dir when no path is given')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision (bfloat16 autocast on CPU)')
+    parser.add_argument('--no-validate', action='store_true',
+                        help='skip validation during training')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. data_root=DIR '
+                        'img_size=256 model.coreset_ratio=0.01')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def build_config(args) -> Config:
+    import anomaly_plugin  # noqa: F401  (registers the modules)
+    cfg = Config.fromfile(args.config)
+    options = dict(args.cfg_options or {})
+    if args.data_root:
+        options['data_root'] = args.data_root
+    merge_options(cfg, options)
+    setup_distributed(cfg, args.launcher)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        print(enable_amp(cfg))
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+        if cfg.get('train_cfg'):
+            cfg.train_cfg.pop('val_interval', None)
+            cfg.train_cfg.pop('val_begin', None)
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    return cfg
+
+
+def main():
+    args = parse_args()
+    runner = Runner.from_cfg(build_config(args))
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
