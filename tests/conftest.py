@@ -10,8 +10,10 @@ ROOT = Path(__file__).resolve().parents[1]
 AE_CONFIG = str(ROOT / 'configs' / 'ae' / 'conv_ae_mvtec.py')
 
 
-def make_mvtec(root, size=32, n_train=12, n_good=4, n_bad=4, seed=0, ext='.png'):
-    """Normal images: smooth stripes with noise; defects: a bright square.
+def make_mvtec(root, size=32, n_train=12, n_good=4, n_bad=4, seed=0, ext='.png',
+               defect_value=255):
+    """Normal images: smooth stripes with noise; defects: a flat square of
+    ``defect_value`` (255: easy; mid-grey values: hard to see).
 
     Returns:
         the category folder.
@@ -37,7 +39,7 @@ def make_mvtec(root, size=32, n_train=12, n_good=4, n_bad=4, seed=0, ext='.png')
         mask = np.zeros((size, size), np.uint8)
         s = size // 4
         y, x = rng.integers(0, size - s, 2)
-        img[y:y + s, x:x + s] = 255
+        img[y:y + s, x:x + s] = defect_value
         mask[y:y + s, x:x + s] = 255
         cv2.imwrite(str(root / 'test/spot' / f'{i:03d}{ext}'), img)
         cv2.imwrite(str(root / 'ground_truth/spot' / f'{i:03d}_mask.png'), mask)

@@ -30,7 +30,7 @@ def main():
     import anomaly_plugin  # noqa: F401
     from anomaly_plugin.datasets.demo import build_demo_dataset
     from anomaly_plugin.engine import merge_options
-    from anomaly_plugin.evaluation.keys import METRIC_KEYS
+    from anomaly_plugin.evaluation import METRIC_KEYS
 
     build_demo_dataset(args.data_dir, categories=tuple(args.categories), seed=args.seed)
     table = {}

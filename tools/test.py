@@ -8,8 +8,8 @@ from mmengine.config import Config, DictAction
 from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
-from anomaly_plugin.engine import merge_options, setup_distributed
-from anomaly_plugin.evaluation.keys import METRIC_KEYS
+from anomaly_plugin.engine import merge_options, setup_distributed, teardown_distributed
+from anomaly_plugin.evaluation import METRIC_KEYS
 
 
 def parse_args():
@@ -67,6 +67,7 @@ def main():
             json.dump(out, f, indent=2)
         print(format_table(out))
         print(f'metrics written to {path}')
+    teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -6,7 +6,12 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from anomaly_plugin.engine import enable_amp, merge_options, setup_distributed
+from anomaly_plugin.engine import (
+    enable_amp,
+    merge_options,
+    setup_distributed,
+    teardown_distributed,
+)
 
 
 def parse_args():
@@ -63,6 +68,7 @@ def main():
     args = parse_args()
     runner = Runner.from_cfg(build_config(args))
     runner.train()
+    teardown_distributed()
 
 
 if __name__ == '__main__':

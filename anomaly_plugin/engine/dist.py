@@ -29,3 +29,10 @@ def setup_distributed(cfg, launcher: str) -> None:
     wrapper.setdefault('type', 'MMDistributedDataParallel')
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+def teardown_distributed() -> None:
+    """Wait for every rank, then destroy the process group (clean exit)."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()

@@ -7,9 +7,10 @@ from .functional import (
     f1_max_threshold,
     pro_curve,
 )
+from .keys import METRIC_KEYS
 from .metrics import ImageMetric, PixelMetric
 
 __all__ = [
     'auroc', 'average_precision', 'f1_max', 'f1_max_threshold', 'pro_curve',
-    'aupro', 'ImageMetric', 'PixelMetric'
+    'aupro', 'ImageMetric', 'PixelMetric', 'METRIC_KEYS'
 ]

@@ -8,8 +8,9 @@ scikit-learn's ``roc_auc_score`` and ``average_precision_score``.
 Every metric is derived from one sorted pass over the scores
 (:func:`_threshold_curve`): the scores are sorted once in descending order,
 and the cumulative true/false positive counts are read at the last index of
-each group of tied scores. Memory stays at a few bytes per input element, so
-pixel-level metrics of a whole test set (10^8 pixels) fit in a few GB.
+each group of tied scores. Peak memory is about 20 bytes per input element
+(mostly the int64 sort index), so pixel-level metrics of a whole test set
+(10^8 pixels) fit in a few GB.
 
 Labels must be binary (bool, or numbers in {0, 1}). Metrics are undefined
 when the labels hold one class only; they raise ``ValueError`` then, as they
@@ -67,7 +68,7 @@ def _check_scores(scores: np.ndarray, fn: str, name: str) -> np.ndarray:
         raise ValueError(
             f'{fn}: {name} must be real numbers, got dtype {scores.dtype}')
     if np.isnan(scores).any():
-        raise ValueError(f'{fn}: {name} contain NaN')
+        raise ValueError(f'{fn}: NaN in {name}')
     return scores
 
 
@@ -158,7 +159,9 @@ def _threshold_curve(scores: np.ndarray,
     # Inside a run of thresholds that add negatives only, every curve is a
     # straight horizontal line: keep the thresholds adding positives and the
     # last one before each of them (and the lowest one), drop the rest.
-    adds_pos = np.diff(tps, prepend=0) > 0  # (K,)
+    adds_pos = np.empty(tps.size, dtype=bool)  # (K,)
+    adds_pos[0] = tps[0] > 0
+    np.greater(tps[1:], tps[:-1], out=adds_pos[1:])
     keep = adds_pos.copy()
     keep[:-1] |= adds_pos[1:]
     keep[-1] = True
@@ -369,7 +372,8 @@ def _aupro_from_curve(curve: _Curve, num_normal: int,
                                side='right')) + 2
     fpr = np.concatenate(([0.0], curve.fps[:stop] / num_normal))
     pro = np.concatenate(([0.0], curve.pos_cum[curve.tps[:stop]]))
-    return _partial_area(fpr, pro, fpr_limit) / fpr_limit
+    # PRO sums float weights 1 / (R * area): clip the rounding excess above 1
+    return min(1.0, _partial_area(fpr, pro, fpr_limit) / fpr_limit)
 
 
 def _prepare_maps(masks: ArrayLike, anomaly_maps: ArrayLike,
@@ -418,9 +422,10 @@ def pro_curve(masks: ArrayLike, anomaly_maps: ArrayLike
         anomaly_maps: anomaly maps of the same shape(s).
 
     Returns:
-        ``(fpr, pro, thresholds)``, each (K + 1,) with K distinct scores:
-        the curve starts at (0, 0) with threshold ``inf``, then follows the
-        distinct scores in descending order.
+        ``(fpr, pro, thresholds)``, each (K + 1,): the curve starts at
+        (0, 0) with threshold ``inf``, then follows the distinct scores in
+        descending order. Of a run of scores held by normal pixels only
+        (a horizontal stretch of the curve) only the lowest is listed.
 
     Raises:
         ValueError: no anomalous region or no normal pixel, shapes differ,

@@ -1,8 +1,16 @@
-from mmengine.hooks import (CheckpointHook, DistSamplerSeedHook, IterTimerHook,
-                            LoggerHook, ParamSchedulerHook)
+from mmengine.hooks import (
+                            CheckpointHook,
+                            DistSamplerSeedHook,
+                            IterTimerHook,
+                            LoggerHook,
+                            ParamSchedulerHook,
+)
 
-from anomaly_plugin.engine.hooks import (AnomalyVisualizationHook, CalibrationHook,
-                                         PlainCheckpointHook)
+from anomaly_plugin.engine.hooks import (
+                            AnomalyVisualizationHook,
+                            CalibrationHook,
+                            PlainCheckpointHook,
+)
 
 default_scope = 'anomaly_plugin'
 custom_imports = dict(imports=['anomaly_plugin'], allow_failed_imports=False)

@@ -5,8 +5,13 @@ with read_base():
     from .._base_.default_runtime import *
     from .._base_.schedules.adam_epochs import *
 
-from anomaly_plugin.models import (AnomalyDataPreprocessor, ConvAutoEncoder, ConvDecoder,
-                                   ConvEncoder, L2Loss)
+from anomaly_plugin.models import (
+    AnomalyDataPreprocessor,
+    ConvAutoEncoder,
+    ConvDecoder,
+    ConvEncoder,
+    L2Loss,
+)
 
 # Convolutional autoencoder, L2 loss; anomaly map = squared residual, image
 # score = max of the Gaussian-smoothed map.

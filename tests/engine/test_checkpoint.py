@@ -8,8 +8,10 @@ from mmengine.runner import CheckpointLoader
 
 import anomaly_plugin  # noqa: F401
 from anomaly_plugin.engine import UnsafeCheckpointError, safe_load
-from anomaly_plugin.engine.hooks.plain_checkpoint_hook import (buffers_from_plain,
-                                                               buffers_to_plain)
+from anomaly_plugin.engine.hooks.plain_checkpoint_hook import (
+    buffers_from_plain,
+    buffers_to_plain,
+)
 
 
 class _Payload:

@@ -1,7 +1,7 @@
+from conftest import AE_CONFIG
 from mmengine.config import Config
 
 from anomaly_plugin.engine import merge_options
-from conftest import AE_CONFIG
 
 
 def _resizes(cfg):

@@ -49,7 +49,12 @@ def test_image_metric_matches_functional():
     labels = np.array([int(s['gt_label']) for s in samples])
     scores = np.array([float(s['pred_score']) for s in samples],
                       dtype=np.float32)
-    results = _run(ImageMetric(), samples)
+    metric = ImageMetric()
+    metric.process(None, samples[:2])
+    assert metric.results[0]['score'].dtype == np.float32
+    assert metric.results[0]['label'].dtype == np.int8
+    metric.results.clear()
+    results = _run(metric, samples)
     assert set(results) == {'image/AUROC', 'image/AP', 'image/F1max'}
     assert results['image/AUROC'] == pytest.approx(auroc(labels, scores))
     assert results['image/AP'] == pytest.approx(
@@ -149,6 +154,12 @@ def test_metric_errors_and_registry():
     metric = ImageMetric()
     metric.process(None, samples)
     with pytest.raises(ValueError, match='one class'):
+        metric.evaluate(len(samples))
+    samples = _samples(6)
+    samples[0]['anomaly_map'][0, 0] = float('nan')
+    metric = PixelMetric()
+    metric.process(None, samples)
+    with pytest.raises(ValueError, match='NaN in anomaly_map'):
         metric.evaluate(len(samples))
     metric = METRICS.build(dict(type='PixelMetric', eval_size=(4, 4)))
     assert isinstance(metric, PixelMetric) and metric.eval_size == (4, 4)

@@ -8,7 +8,6 @@ import sys
 import cv2
 import pytest
 import torch
-
 from conftest import AE_CONFIG, ROOT, make_mvtec, options_to_cli, tiny_ae_options
 
 KEYS = {'image/AUROC', 'image/AP', 'image/F1max', 'pixel/AUROC', 'pixel/AP',

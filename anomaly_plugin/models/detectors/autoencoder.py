@@ -17,23 +17,26 @@ class ConvAutoEncoder(BaseAnomalyDetector):
     form (``loss.map``), by default the channel-mean squared residual.
 
     Args:
-        encoder: config of the encoder (image -> latent code).
-        decoder: config of the decoder (latent code -> image in [0, 1]).
-        loss: training loss, also the source of the anomaly map.
+        encoder: config of the encoder (image -> latent code);
+            ``ConvEncoder`` by default.
+        decoder: config of the decoder (latent code -> image in [0, 1]);
+            ``ConvDecoder`` by default.
+        loss: training loss, also the source of the anomaly map; ``L2Loss``
+            by default.
         score_map: loss whose ``map`` is the anomaly map; defaults to
             ``loss``.
     """
 
     def __init__(self,
-                 encoder: dict = dict(type='ConvEncoder'),
-                 decoder: dict = dict(type='ConvDecoder'),
-                 loss: dict = dict(type='L2Loss'),
+                 encoder: Optional[dict] = None,
+                 decoder: Optional[dict] = None,
+                 loss: Optional[dict] = None,
                  score_map: Optional[dict] = None,
                  **kwargs):
         super().__init__(**kwargs)
-        self.encoder = MODELS.build(encoder)
-        self.decoder = MODELS.build(decoder)
-        self.loss_fn = MODELS.build(loss)
+        self.encoder = MODELS.build(encoder or dict(type='ConvEncoder'))
+        self.decoder = MODELS.build(decoder or dict(type='ConvDecoder'))
+        self.loss_fn = MODELS.build(loss or dict(type='L2Loss'))
         self.score_fn = MODELS.build(score_map) if score_map else self.loss_fn
 
     def reconstruct(self, inputs: torch.Tensor) -> torch.Tensor:

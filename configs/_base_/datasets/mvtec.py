@@ -1,8 +1,13 @@
 from mmengine.dataset import DefaultSampler, pseudo_collate
 
 from anomaly_plugin.datasets import MVTecADDataset
-from anomaly_plugin.datasets.transforms import (LoadAnomalyImage, LoadAnomalyMask,
-                                                PackAnomalyInputs, RandomFlip, Resize)
+from anomaly_plugin.datasets.transforms import (
+                                                LoadAnomalyImage,
+                                                LoadAnomalyMask,
+                                                PackAnomalyInputs,
+                                                RandomFlip,
+                                                Resize,
+)
 from anomaly_plugin.evaluation import ImageMetric, PixelMetric
 
 # One category folder in MVTec AD layout; ``--data-root DIR`` or
