@@ -7,6 +7,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from anomaly_plugin.engine import (
+    disable_validation,
     enable_amp,
     merge_options,
     setup_distributed,
@@ -53,10 +54,7 @@ def build_config(args) -> Config:
     if args.amp:
         print(enable_amp(cfg))
     if args.no_validate:
-        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-        if cfg.get('train_cfg'):
-            cfg.train_cfg.pop('val_interval', None)
-            cfg.train_cfg.pop('val_begin', None)
+        disable_validation(cfg)
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:

@@ -1,6 +1,6 @@
 """Config helpers shared by the tools: top-level shortcuts and CPU fallbacks."""
 import copy
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 from mmengine.config import Config
 
@@ -23,22 +23,28 @@ def _datasets(cfg: Config) -> Iterator[dict]:
             yield hook['dataset']
 
 
-def apply_shortcuts(cfg: Config, options: Optional[Dict[str, Any]] = None) -> Config:
-    """Propagate top-level shortcut keys set by ``--cfg-options``.
+def _as_size(size) -> Tuple[int, int]:
+    if isinstance(size, (int, str)):
+        return int(size), int(size)
+    h, w = (int(s) for s in size)
+    return h, w
 
-    ``data_root``: every dataset's ``data_root``; ``img_size``: every
-    ``Resize`` of every pipeline (an int means square); ``visualize``: the
-    ``AnomalyVisualizationHook``'s ``enable``. Keys not in ``options`` are left
-    as the config wrote them.
+
+def apply_shortcuts(cfg: Config, options: Optional[Dict[str, Any]] = None) -> Config:
+    """Propagate the config's top-level shortcut keys.
+
+    ``img_size`` (always, when the config has one): every ``Resize`` of every
+    pipeline, so a config sets its input size in one place (an int means
+    square). ``data_root`` (when given in ``options``): every dataset's
+    ``data_root``. ``visualize`` (when given in ``options``): the
+    ``AnomalyVisualizationHook``'s ``enable``.
     """
     options = options or {}
     if 'data_root' in options:
         for ds in _datasets(cfg):
             ds['data_root'] = options['data_root']
-    if 'img_size' in options:
-        size = options['img_size']
-        size = (int(size), int(size)) if isinstance(size, (int, str)) else tuple(
-            int(s) for s in size)
+    if cfg.get('img_size') is not None:
+        size = _as_size(cfg.img_size)
         cfg.img_size = size
         for ds in _datasets(cfg):
             for t in ds.get('pipeline', []) or []:
@@ -56,3 +62,12 @@ def merge_options(cfg: Config, options: Optional[Dict[str, Any]]) -> Config:
     if options:
         cfg.merge_from_dict(copy.deepcopy(options))
     return apply_shortcuts(cfg, options)
+
+
+def disable_validation(cfg: Config) -> Config:
+    """Remove validation from a training config (in place)."""
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if cfg.get('train_cfg'):
+        cfg.train_cfg.pop('val_interval', None)
+        cfg.train_cfg.pop('val_begin', None)
+    return cfg

@@ -1,3 +1,4 @@
 from .conv_encoder import ConvEncoder
+from .feature_extractor import FeatureExtractor
 
-__all__ = ['ConvEncoder']
+__all__ = ['ConvEncoder', 'FeatureExtractor']

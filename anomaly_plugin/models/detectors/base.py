@@ -1,6 +1,6 @@
 """Thin MMEngine wrapper shared by every anomaly detector."""
 from abc import ABCMeta, abstractmethod
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
@@ -27,8 +27,10 @@ class BaseAnomalyDetector(BaseModel, metaclass=ABCMeta):
         init_cfg: MMEngine initialisation config.
     """
 
-    #: memory-bank models set this: they are fitted by one no-grad pass
-    #: (see ``anomaly_plugin.engine.FitLoop``) instead of gradient steps.
+    #: memory-bank models set this: they are fitted by one no-grad pass over
+    #: the training data (``FitLoop``) instead of gradient steps, through
+    #: ``fit_reset()``, ``fit_update(embeddings, indices)`` per batch and
+    #: ``fit_finish()``, with ``extract(inputs)`` giving the embeddings.
     requires_fit: bool = False
 
     def __init__(self, data_preprocessor: Optional[Union[dict, torch.nn.Module]] = None,
@@ -69,6 +71,12 @@ class BaseAnomalyDetector(BaseModel, metaclass=ABCMeta):
     def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:
         """Raw anomaly map (B, 1, h, w), any resolution, larger = anomalous."""
 
+    def forward_maps(self, inputs: torch.Tensor
+                     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Raw map (B, 1, h, w) and image scores (B,), or None to take the
+        score from the smoothed map (the post-processor's ``score``)."""
+        return self.anomaly_map(inputs), None
+
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor,
                 data_samples: Optional[List[AnomalyDataSample]] = None
@@ -81,8 +89,10 @@ class BaseAnomalyDetector(BaseModel, metaclass=ABCMeta):
             with a calibrated threshold also ``pred_label``, ``pred_mask``,
             ``norm_score`` and ``norm_map`` in [0, 1] (threshold at 0.5).
         """
-        raw = self.anomaly_map(inputs)  # (B, 1, h, w)
+        raw, own_scores = self.forward_maps(inputs)  # (B, 1, h, w), (B,) or None
         maps, scores = self.postprocessor(raw, inputs.shape[-2:])
+        if own_scores is not None:
+            scores = own_scores.float()
         if data_samples is None:
             data_samples = [AnomalyDataSample() for _ in range(inputs.shape[0])]
         post = self.postprocessor

@@ -24,8 +24,6 @@ class ConvDecoder(nn.Module):
         layers, cin = [], latent_channels
         for c in channels:
             layers += [nn.ConvTranspose2d(cin, c, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(c), nn.LeakyReLU(0.2, inplace=True),
-                       nn.Conv2d(c, c, 3, 1, 1, bias=False),
                        nn.BatchNorm2d(c), nn.LeakyReLU(0.2, inplace=True)]
             cin = c
         layers += [nn.Conv2d(cin, out_channels, 3, 1, 1), nn.Sigmoid()]

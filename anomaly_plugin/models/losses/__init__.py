@@ -1,3 +1,7 @@
+from .combined import CombinedLoss
+from .msgms import MSGMSLoss
 from .pixel_losses import L1Loss, L2Loss
+from .ssim import SSIMLoss, ssim_map
+from .wfd import WFDLoss
 
-__all__ = ['L1Loss', 'L2Loss']
+__all__ = ['CombinedLoss', 'L1Loss', 'L2Loss', 'MSGMSLoss', 'SSIMLoss', 'WFDLoss', 'ssim_map']

@@ -1,0 +1,95 @@
+"""One no-grad pass over the training data for memory-bank models."""
+from typing import List
+
+import torch
+from mmengine import dist
+from mmengine.model import is_model_wrapper
+from mmengine.runner.base_loop import BaseLoop
+from mmengine.utils import ProgressBar
+
+from anomaly_plugin.registry import LOOPS
+
+
+def first_occurrence(rank_indices: List[List[int]], rank: int) -> List[bool]:
+    """Which of ``rank``'s samples are not repeats of an earlier sample.
+
+    Ranks interleave (position ``p`` of rank ``r`` is global position
+    ``p * world + r``, as MMEngine's samplers and result collection assume);
+    the distributed sampler pads the last round with repeats, which are
+    dropped here so every sample is fitted once.
+    """
+    seen, keep = set(), []
+    longest = max(len(x) for x in rank_indices)
+    for p in range(longest):
+        for r, idx in enumerate(rank_indices):
+            if p < len(idx):
+                new = idx[p] not in seen
+                seen.add(idx[p])
+                if r == rank:
+                    keep.append(new)
+    return keep
+
+
+@LOOPS.register_module()
+class FitLoop(BaseLoop):
+    """Fit a memory-bank detector with one pass over ``dataloader``.
+
+    Runs the training hooks as one epoch of one iteration, so the
+    ``CalibrationHook`` and the checkpoint hook run after the fit. Validation
+    runs afterwards only when configured; fitting does not depend on it.
+    """
+
+    def __init__(self, runner, dataloader):
+        super().__init__(runner, dataloader)
+        self._epoch = 0
+        self._iter = 0
+
+    max_epochs = property(lambda self: 1)
+    max_iters = property(lambda self: 1)
+    epoch = property(lambda self: self._epoch)
+    iter = property(lambda self: self._iter)
+
+    def _sample_indices(self) -> torch.Tensor:
+        sampler = self.dataloader.sampler
+        if getattr(sampler, 'shuffle', False):
+            raise ValueError('FitLoop needs an unshuffled sampler '
+                             '(train_dataloader.sampler.shuffle=False)')
+        return torch.as_tensor(list(iter(sampler)), dtype=torch.long)
+
+    def run(self):
+        runner = self.runner
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if not getattr(model, 'requires_fit', False):
+            raise TypeError(f'{type(model).__name__} is trained with gradients; '
+                            'use a gradient-based train loop instead of FitLoop')
+        runner.call_hook('before_train')
+        runner.call_hook('before_train_epoch')
+        runner.call_hook('before_train_iter', batch_idx=0, data_batch=None)
+        indices = self._sample_indices()
+        all_indices = dist.all_gather_object(indices.tolist())
+        keep = torch.as_tensor(first_occurrence(all_indices, dist.get_rank()))
+        model.eval()
+        model.fit_reset()
+        bar = ProgressBar(len(self.dataloader)) if dist.is_main_process() else None
+        pos = 0
+        with torch.no_grad():
+            for data in self.dataloader:
+                data = model.data_preprocessor(data, False)
+                n = data['inputs'].shape[0]
+                sel = keep[pos:pos + n]
+                if sel.any():
+                    emb = model.extract(data['inputs'])  # (n, D, h, w)
+                    model.fit_update(emb[sel.to(emb.device)], indices[pos:pos + n][sel])
+                pos += n
+                if bar is not None:
+                    bar.update()
+        runner.logger.info('Fitting the model on the extracted features')
+        model.fit_finish()
+        runner.call_hook('after_train_iter', batch_idx=0, data_batch=None, outputs={})
+        self._iter += 1
+        runner.call_hook('after_train_epoch')
+        self._epoch += 1
+        if runner._val_loop is not None:
+            runner.val_loop.run()
+        runner.call_hook('after_train')
+        return model

@@ -1,0 +1,124 @@
+"""Feature-embedding detectors fitted by one pass: PatchCore and PaDiM."""
+from typing import Dict, List, Optional
+
+import torch
+from mmengine import dist
+
+from anomaly_plugin.registry import MODELS
+
+from .base import BaseAnomalyDetector
+
+
+class FittedDetector(BaseAnomalyDetector):
+    """A frozen feature extractor plus a statistic fitted on its embeddings.
+
+    There is no training loss: ``train_cfg=dict(type='FitLoop')`` runs one
+    no-grad pass over the training data.
+
+    Args:
+        backbone: config of a :class:`FeatureExtractor`.
+    """
+
+    requires_fit = True
+
+    def __init__(self, backbone: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = MODELS.build(backbone)
+
+    def loss(self, inputs, data_samples=None) -> Dict[str, torch.Tensor]:
+        raise RuntimeError(f'{type(self).__name__} is fitted, not trained with gradients: '
+                           "use train_cfg=dict(type='FitLoop')")
+
+    @torch.no_grad()
+    def extract(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) normalised images -> (B, D, h, w) embeddings."""
+        return self.backbone(inputs)
+
+
+@MODELS.register_module()
+class PatchCore(FittedDetector):
+    """PatchCore (Roth et al. 2022): coreset memory bank of patch features.
+
+    Anomaly map: distance of each patch to its nearest bank entry. Image
+    score: the largest patch distance, reweighted by the paper's
+    neighbourhood softmax (``num_neighbors``).
+
+    Args:
+        backbone: config of a :class:`FeatureExtractor`.
+        memory_bank: config of a :class:`KNNMemoryBank` (coreset ratio,
+            selection mode, kNN chunk size, backend).
+        num_neighbors: size of the support set of the reweighting.
+    """
+
+    def __init__(self, backbone: dict, memory_bank: Optional[dict] = None,
+                 num_neighbors: int = 9, **kwargs):
+        super().__init__(backbone, **kwargs)
+        self.memory_bank = MODELS.build(memory_bank or dict(type='KNNMemoryBank'))
+        self.num_neighbors = int(num_neighbors)
+        self._parts: List[torch.Tensor] = []
+        self._indices: List[torch.Tensor] = []
+
+    def fit_reset(self) -> None:
+        self._parts, self._indices = [], []
+
+    def fit_update(self, emb: torch.Tensor, indices: torch.Tensor) -> None:
+        """Keep a batch's embeddings (B, D, h, w) with their dataset indices."""
+        self._parts.append(emb.cpu())
+        self._indices.append(indices.cpu())
+
+    def fit_finish(self, progress: bool = True) -> None:
+        """Gather every rank's embeddings in dataset order, select the coreset."""
+        emb = torch.cat(self._parts)  # (n, D, h, w)
+        idx = torch.cat(self._indices)  # (n,)
+        if dist.get_world_size() > 1:
+            gathered = dist.all_gather_object((idx, emb))
+            idx = torch.cat([g[0] for g in gathered])
+            emb = torch.cat([g[1] for g in gathered])
+        order = torch.argsort(idx)
+        emb = emb[order]  # dataset order, so every run selects the same bank
+        feats = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])  # (n*h*w, D)
+        self.fit_reset()
+        self.memory_bank.fit(feats, progress=progress and dist.is_main_process())
+
+    def forward_maps(self, inputs: torch.Tensor):
+        emb = self.extract(inputs)  # (B, D, h, w)
+        b, d, h, w = emb.shape
+        feats = emb.permute(0, 2, 3, 1).reshape(b, h * w, d)  # (B, P, D)
+        dists, nn_idx = self.memory_bank.query(feats.reshape(-1, d), k=1)  # (B*P, 1)
+        patch = dists[:, 0].reshape(b, h * w)
+        scores = self.memory_bank.reweighted_scores(
+            feats, patch, nn_idx[:, 0].reshape(b, h * w), self.num_neighbors)
+        return patch.reshape(b, 1, h, w), scores
+
+    def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.forward_maps(inputs)[0]
+
+
+@MODELS.register_module()
+class PaDiM(FittedDetector):
+    """PaDiM (Defard et al. 2021): a Gaussian per patch position.
+
+    Anomaly map: Mahalanobis distance of each patch embedding to its
+    position's Gaussian; image score: max of the smoothed map.
+
+    Args:
+        backbone: config of a :class:`FeatureExtractor` (PaDiM uses no local
+            aggregation, ``pool_size=1``, and a random channel subset).
+        gaussian: config of a :class:`PatchGaussian`.
+    """
+
+    def __init__(self, backbone: dict, gaussian: Optional[dict] = None, **kwargs):
+        super().__init__(backbone, **kwargs)
+        self.gaussian = MODELS.build(gaussian or dict(type='PatchGaussian'))
+
+    def fit_reset(self) -> None:
+        self.gaussian.reset()
+
+    def fit_update(self, emb: torch.Tensor, indices: torch.Tensor) -> None:
+        self.gaussian.update(emb)
+
+    def fit_finish(self, progress: bool = True) -> None:
+        self.gaussian.finish()
+
+    def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.gaussian.mahalanobis(self.extract(inputs))  # (B, 1, h, w)

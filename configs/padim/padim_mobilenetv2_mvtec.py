@@ -1,0 +1,26 @@
+from mmengine.config import read_base
+
+with read_base():
+    from .._base_.datasets.mvtec import *
+    from .._base_.default_runtime import *
+    from .._base_.schedules.fit import *
+
+from anomaly_plugin.models import AnomalyDataPreprocessor, FeatureExtractor, PaDiM, PatchGaussian
+
+checkpoint = 'checkpoints/mobilenet_v2_imagenet_mmpretrain.pth'
+img_size = (256, 256)
+model = dict(
+    type=PaDiM,
+    data_preprocessor=dict(type=AnomalyDataPreprocessor),
+    # 32 + 96 channels (stride 8 and 16), a random 100 of them kept
+    backbone=dict(type=FeatureExtractor, pool_size=1, upsample='nearest',
+                  num_channels=100, channel_seed=0,
+                  backbone=dict(type='mmpretrain.MobileNetV2', out_indices=(2, 4),
+                                init_cfg=dict(type='Pretrained', checkpoint=checkpoint))),
+    gaussian=dict(type=PatchGaussian, eps=0.01),
+    postprocess=dict(sigma=4.0))
+
+train_dataloader.update(batch_size=16, sampler=dict(type='mmengine.dataset.DefaultSampler',
+                                                    shuffle=False))
+val_cfg = val_dataloader = val_evaluator = None
+work_dir = 'work_dirs/padim_mobilenetv2_mvtec'
