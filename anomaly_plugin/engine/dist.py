@@ -25,10 +25,9 @@ def setup_distributed(cfg, launcher: str) -> None:
                                       rank=int(os.environ['RANK']),
                                       world_size=int(os.environ['WORLD_SIZE']))
     cfg.env_cfg = {**cfg.get('env_cfg', {}), 'dist_cfg': dict(backend='gloo')}
-    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
-    wrapper.setdefault('type', 'MMDistributedDataParallel')
-    wrapper['device_ids'] = None
-    cfg.model_wrapper_cfg = wrapper
+    if not cfg.get('model_wrapper_cfg'):
+        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel')
+    cfg.model_wrapper_cfg['device_ids'] = None
 
 
 def teardown_distributed() -> None:

@@ -4,4 +4,5 @@ from .detectors import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .memory import *  # noqa: F401,F403
+from .necks import *  # noqa: F401,F403
 from .postprocess import AnomalyPostProcessor

@@ -39,3 +39,22 @@ def test_two_process_train_then_test_equals_one_process(tmp_path):
     assert any(v < 1.0 for v in one.values())  # not saturated: padding would show
     for k in one:
         assert two[k] == pytest.approx(one[k], abs=1e-9), k
+
+
+@pytest.mark.parametrize('config,key', [
+    ('configs/patchcore/patchcore_mobilenetv2_mvtec.py', 'memory_bank.bank'),
+    ('configs/padim/padim_mobilenetv2_mvtec.py', 'gaussian.inv_cov')])
+def test_two_process_fit_equals_one_process(tmp_path, config, key):
+    # 9 training images: rank 1 gets a padded repeat that the fit must drop
+    data = make_mvtec(tmp_path / 'cat', size=64, n_train=9)
+    cli = options_to_cli({'data_root': data, 'img_size': 64,
+                          'model.backbone.backbone.init_cfg': None,
+                          'train_dataloader.batch_size': 2})
+    torchrun(['tools/train.py', config, '--work-dir', str(tmp_path / 'w2'),
+              '--cfg-options', *cli])
+    run(['tools/train.py', config, '--work-dir', str(tmp_path / 'w1'), '--cfg-options', *cli])
+    import torch
+    two = torch.load(tmp_path / 'w2' / 'epoch_1.pth', weights_only=True)['state_dict']
+    one = torch.load(tmp_path / 'w1' / 'epoch_1.pth', weights_only=True)['state_dict']
+    assert two[key].shape == one[key].shape and two[key].numel() > 0
+    torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-5)

@@ -44,15 +44,15 @@ class FeatureExtractor(nn.Module):
         self.backbone = _build_backbone(backbone)
         self.pool_size = int(pool_size)
         self.upsample = upsample
-        self.channel_indices: Optional[torch.Tensor] = None
         self.freeze()
+        self.register_buffer('channel_indices', None)
         if num_channels is not None:
             total = self.out_channels()
             if not 0 < num_channels <= total:
                 raise ValueError(f'num_channels must be in 1..{total}, got {num_channels}')
             gen = torch.Generator().manual_seed(channel_seed)
             idx = torch.randperm(total, generator=gen)[:num_channels].sort().values
-            self.register_buffer('channel_indices', idx)
+            self.channel_indices = idx
 
     @torch.no_grad()
     def out_channels(self) -> int:

@@ -5,7 +5,28 @@ import torch
 
 from anomaly_plugin.registry import MODELS
 
+from ..losses import CombinedLoss
 from .base import BaseAnomalyDetector
+
+
+def reconstruction_losses(loss_fn: torch.nn.Module, pred: torch.Tensor,
+                          target: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Loss dict of a reconstruction for MMEngine's ``parse_losses``.
+
+    Args:
+        loss_fn: the training loss.
+        pred: (B, C, H, W) reconstruction in [0, 1].
+        target: (B, C, H, W) clean images in [0, 1].
+
+    Returns:
+        ``{'loss_rec': scalar}``, or for a :class:`CombinedLoss` its weighted
+        terms (``{'loss_l2': .., 'loss_ssim': ..}``) without their sum:
+        MMEngine adds up every key containing ``'loss'``, so the total
+        optimised is the same and each term is logged.
+    """
+    if isinstance(loss_fn, CombinedLoss):
+        return loss_fn.forward_terms(pred, target)
+    return dict(loss_rec=loss_fn(pred, target))
 
 
 @MODELS.register_module()
@@ -22,7 +43,7 @@ class ConvAutoEncoder(BaseAnomalyDetector):
         decoder: config of the decoder (latent code -> image in [0, 1]);
             ``ConvDecoder`` by default.
         loss: training loss, also the source of the anomaly map; ``L2Loss``
-            by default.
+            by default. A ``CombinedLoss`` logs each term separately.
         score_map: loss whose ``map`` is the anomaly map; defaults to
             ``loss``.
     """
@@ -45,7 +66,7 @@ class ConvAutoEncoder(BaseAnomalyDetector):
 
     def loss(self, inputs, data_samples=None) -> Dict[str, torch.Tensor]:
         target = self.data_preprocessor.denormalize(inputs)  # (B, 3, H, W)
-        return dict(loss_rec=self.loss_fn(self.reconstruct(inputs), target))
+        return reconstruction_losses(self.loss_fn, self.reconstruct(inputs), target)
 
     def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:
         target = self.data_preprocessor.denormalize(inputs)

@@ -1,4 +1,3 @@
-from mmengine.model import MMSeparateDistributedDataParallel
 from mmengine.optim import OptimWrapper
 from mmengine.runner import TestLoop, ValLoop
 from torch.optim import SGD
@@ -13,4 +12,4 @@ test_cfg = dict(type=TestLoop)
 optim_wrapper = dict(type=OptimWrapper, optimizer=dict(type=SGD, lr=0.0))
 param_scheduler = []
 # Frozen models: only submodules with trainable parameters would be wrapped.
-model_wrapper_cfg = dict(type=MMSeparateDistributedDataParallel)
+model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel')

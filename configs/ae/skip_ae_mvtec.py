@@ -1,0 +1,27 @@
+from mmengine.config import read_base
+
+with read_base():
+    from .._base_.datasets.mvtec import *
+    from .._base_.default_runtime import *
+    from .._base_.schedules.adam_epochs import *
+
+from anomaly_plugin.models import AnomalyDataPreprocessor, L2Loss, SkipAutoEncoder, StainNoise
+
+# Skip-connected autoencoder trained on stained images (Collin and De Vleeschouwer,
+# ICPR 2020). The paper's loss is the mean squared error (L2) between the reconstruction
+# of the stained image and the clean image; the anomaly map is the squared residual.
+# Stains: semi-axes 1-12% of the image side, grey level 10..220 of 255 as in the authors'
+# noise model; 1-3 stains per image here (the reference draws one).
+model = dict(
+    type=SkipAutoEncoder,
+    data_preprocessor=dict(type=AnomalyDataPreprocessor),
+    channels=(16, 32, 64, 128, 128),
+    kernel_size=3,
+    skip='concat',
+    corruption=dict(type=StainNoise, num_stains=(1, 3), size_range=(0.01, 0.12),
+                    color_mode='gray', color_range=(10 / 255, 220 / 255)),
+    loss=dict(type=L2Loss),
+    postprocess=dict(sigma=4.0, score='max'))
+
+train_cfg.update(max_epochs=30, val_interval=30)
+work_dir = 'work_dirs/skip_ae_mvtec'
