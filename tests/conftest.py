@@ -1,5 +1,7 @@
 """Shared fixtures: a tiny MVTec-layout dataset generated on the fly."""
-import os.path as osp
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -78,4 +80,13 @@ def options_to_cli(opts):
     return out
 
 
-__all__ = ['AE_CONFIG', 'ROOT', 'make_mvtec', 'tiny_ae_options', 'options_to_cli', 'osp']
+def run_tool(args, timeout=300):
+    """Run ``python ARGS`` from the repository root; fail with its output."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+__all__ = ['run_tool', 'AE_CONFIG', 'ROOT', 'make_mvtec', 'tiny_ae_options', 'options_to_cli']

@@ -8,10 +8,10 @@ import json
 import os.path as osp
 import time
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-DEFAULT_CONFIG = 'configs/ae/conv_ae_mvtec.py'
+DEFAULT_CONFIG = 'configs/patchcore/patchcore_mobilenetv2_mvtec.py'
 
 
 def parse_args():
@@ -22,6 +22,8 @@ def parse_args():
     parser.add_argument('--categories', nargs='+',
                         default=['brick', 'grass', 'gravel'])
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys for every category')
     return parser.parse_args()
 
 
@@ -36,7 +38,8 @@ def main():
     table = {}
     for cat in args.categories:
         cfg = Config.fromfile(args.config)
-        merge_options(cfg, dict(data_root=osp.join(args.data_dir, cat), visualize=True))
+        merge_options(cfg, {**(args.cfg_options or {}),
+                            'data_root': osp.join(args.data_dir, cat), 'visualize': True})
         disable_validation(cfg)  # the test below evaluates once
         cfg.work_dir = osp.join(args.work_dir, cat)
         cfg.experiment_name = f'demo_{cat}_{int(time.time())}'

@@ -23,7 +23,7 @@ model = dict(
                   backbone=dict(type='mmpretrain.MobileNetV2', out_indices=(2, 4),
                                 init_cfg=dict(type='Pretrained', checkpoint=checkpoint))),
     memory_bank=dict(type=KNNMemoryBank, coreset_ratio=0.1, projection_dim=128,
-                     coreset_mode='exact', chunk_size=4096),
+                     coreset_mode='exact', chunk_size=1024),
     num_neighbors=9,
     postprocess=dict(sigma=4.0))
 

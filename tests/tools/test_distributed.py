@@ -4,7 +4,7 @@ import socket
 
 import pytest
 from conftest import AE_CONFIG, make_mvtec, options_to_cli, tiny_ae_options
-from test_tools import run
+from conftest import run_tool as run
 
 
 def free_port():

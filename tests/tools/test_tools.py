@@ -2,24 +2,17 @@
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import cv2
 import pytest
 import torch
-from conftest import AE_CONFIG, ROOT, make_mvtec, options_to_cli, tiny_ae_options
+from conftest import AE_CONFIG, make_mvtec, options_to_cli, run_tool, tiny_ae_options
 
 KEYS = {'image/AUROC', 'image/AP', 'image/F1max', 'pixel/AUROC', 'pixel/AP',
         'pixel/F1max', 'pixel/AUPRO'}
 
 
-def run(args, timeout=300):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
+run = run_tool
 
 
 @pytest.fixture(scope='module')

@@ -42,6 +42,7 @@ class FeatureExtractor(nn.Module):
         if upsample not in ('bilinear', 'nearest'):
             raise ValueError(f"upsample must be 'bilinear' or 'nearest', got {upsample!r}")
         self.backbone = _build_backbone(backbone)
+        self._truncate()
         self.pool_size = int(pool_size)
         self.upsample = upsample
         self.freeze()
@@ -62,6 +63,22 @@ class FeatureExtractor(nn.Module):
         feats = self.backbone(x)
         feats = (feats,) if isinstance(feats, torch.Tensor) else feats
         return sum(f.shape[1] for f in feats)
+
+    def _truncate(self) -> None:
+        """Skip the stages after the last chosen one (never computed).
+
+        mmpretrain's MobileNetV2 (``layers``) and ResNet (``res_layers``) run
+        the stages named in a list; shortening the list keeps every weight
+        (checkpoints stay compatible) but stops the forward pass early.
+        """
+        out_indices = getattr(self.backbone, 'out_indices', None)
+        if not out_indices:
+            return
+        last = max(out_indices)
+        for attr in ('layers', 'res_layers'):
+            names = getattr(self.backbone, attr, None)
+            if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+                setattr(self.backbone, attr, names[:last + 1])
 
     def freeze(self) -> None:
         for p in self.backbone.parameters():

@@ -48,7 +48,7 @@ class KNNMemoryBank(DynamicBuffersMixin, nn.Module):
 
     def __init__(self, coreset_ratio: float = 0.1, projection_dim: Optional[int] = 128,
                  coreset_mode: str = 'exact', block_size: int = 65_536, seed: int = 0,
-                 chunk_size: int = 4096, backend: str = 'torch'):
+                 chunk_size: int = 1024, backend: str = 'torch'):
         super().__init__()
         if not 0 < coreset_ratio <= 1:
             raise ValueError(f'coreset_ratio must be in (0, 1], got {coreset_ratio}')

@@ -41,7 +41,7 @@ class PatchGaussian(DynamicBuffersMixin, nn.Module):
     @torch.no_grad()
     def update(self, emb: torch.Tensor) -> None:
         """Fold in a batch ``emb`` (B, D, h, w)."""
-        x = emb.flatten(2).permute(2, 0, 1).double()  # (P, B, D)
+        x = emb.flatten(2).permute(2, 0, 1).double().contiguous()  # (P, B, D)
         if self._sum is None:
             p, _, d = x.shape
             self._sum = x.new_zeros(p, d)
@@ -80,7 +80,7 @@ class PatchGaussian(DynamicBuffersMixin, nn.Module):
         if not self.is_fitted:
             raise RuntimeError('PaDiM is not fitted: run the fit loop first')
         b, d, h, w = emb.shape
-        delta = emb.flatten(2).permute(2, 0, 1) - self.mean[:, None]  # (P, B, D)
+        delta = (emb.flatten(2).permute(2, 0, 1) - self.mean[:, None]).contiguous()  # (P, B, D)
         m = torch.bmm(delta, self.inv_cov)  # (P, B, D)
         d2 = (m * delta).sum(-1).clamp_min_(0)  # (P, B)
         return d2.sqrt().t().reshape(b, 1, h, w)

@@ -1,0 +1,158 @@
+"""Speed / memory benchmark of a memory-bank model: fit + test, median of runs.
+
+Measures, in-process (start-up and imports excluded):
+* fit seconds: the training-data pass (image decoding, preprocessing,
+  feature extraction) plus the bank selection / Gaussian fitting;
+* test images/s: decoding + preprocessing + prediction over the test split;
+* peak RSS of the process;
+* image AUROC, pixel AUROC and AUPRO of the fitted model;
+* for PatchCore, the kNN scoring rate beside a plain GEMM of the same shape.
+
+Run it on an otherwise idle machine: a second busy process slows 2-thread
+timings several times.
+
+    python tools/benchmark.py configs/patchcore/patchcore_mobilenetv2_mvtec.py \
+        --data-root DIR --max-train 50 --threads 2 --runs 3
+"""
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.logging import MMLogger
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+from anomaly_plugin.engine import merge_options
+from anomaly_plugin.evaluation import ImageMetric, PixelMetric
+from anomaly_plugin.models.memory import knn
+from anomaly_plugin.registry import MODELS
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description='Benchmark fit + test of a config')
+    p.add_argument('config')
+    p.add_argument('--data-root', required=True)
+    p.add_argument('--max-train', type=int, default=None, help='first N training images')
+    p.add_argument('--max-test', type=int, default=None, help='first N test images')
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--runs', type=int, default=3)
+    p.add_argument('--no-metrics', action='store_true')
+    p.add_argument('--out', help='write the results as JSON here')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return p.parse_args()
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def build(cfg, args):
+    train_ds = dict(cfg.train_dataloader.dataset)
+    test_ds = dict(cfg.test_dataloader.dataset)
+    if args.max_train:
+        train_ds['indices'] = args.max_train
+    if args.max_test:  # spread over the sorted test list (normal and defective)
+        n = len(Runner.build_dataloader(dict(cfg.test_dataloader, dataset=test_ds)).dataset)
+        test_ds['indices'] = sorted({round(i * (n - 1) / max(1, args.max_test - 1))
+                                     for i in range(args.max_test)})
+    train = Runner.build_dataloader(dict(cfg.train_dataloader, dataset=train_ds))
+    test = Runner.build_dataloader(dict(cfg.test_dataloader, dataset=test_ds))
+    return train, test
+
+
+def fit(model, loader) -> float:
+    start = time.perf_counter()
+    model.fit_reset()
+    pos = 0
+    with torch.no_grad():
+        for data in loader:
+            data = model.data_preprocessor(data, False)
+            n = data['inputs'].shape[0]
+            model.fit_update(model.extract(data['inputs']), torch.arange(pos, pos + n))
+            pos += n
+        model.fit_finish(progress=False)
+    return time.perf_counter() - start
+
+
+def test(model, loader, metrics):
+    start, count, outputs = time.perf_counter(), 0, []
+    with torch.no_grad():
+        for data in loader:
+            out = model.test_step(data)
+            count += len(out)
+            if metrics:
+                outputs.append([s.to_dict() for s in out])
+    seconds = time.perf_counter() - start
+    result = {}
+    if metrics:
+        image, pixel = ImageMetric(), PixelMetric()
+        for out in outputs:
+            image.process(None, out)
+            pixel.process(None, out)
+        result = {**{f'image/{k}': v for k, v in image.compute_metrics(image.results).items()},
+                  **{f'pixel/{k}': v for k, v in pixel.compute_metrics(pixel.results).items()}}
+    return count / seconds, result
+
+
+def knn_diagnostic(model, loader) -> dict:
+    """kNN scoring rate vs this machine's GEMM rate at the same shape."""
+    bank = model.memory_bank.bank
+    data = model.data_preprocessor(next(iter(loader)), False)
+    emb = model.extract(data['inputs'])
+    q = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1]).contiguous()  # (Q, D)
+    flops = 2.0 * q.shape[0] * bank.shape[0] * q.shape[1]
+    timings = {}
+    for name, fn in (('gemm', lambda: q @ bank.t()),
+                     ('knn', lambda: knn(q, bank, 1, model.memory_bank.chunk_size))):
+        fn()
+        t = []
+        for _ in range(3):
+            s = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - s)
+        timings[name] = flops / statistics.median(t) / 1e9
+    return dict(queries=q.shape[0], bank=bank.shape[0], dim=q.shape[1],
+                gemm_gflops=timings['gemm'], knn_gflops=timings['knn'])
+
+
+def main():
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    import anomaly_plugin  # noqa: F401
+    cfg = Config.fromfile(args.config)
+    merge_options(cfg, {**(args.cfg_options or {}), 'data_root': args.data_root})
+    init_default_scope('anomaly_plugin')
+    train_loader, test_loader = build(cfg, args)
+    runs = []
+    for i in range(args.runs):
+        model = MODELS.build(cfg.model)
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel('WARNING')  # the weight loader lists every parameter
+        model.init_weights()
+        logger.setLevel(level)
+        model.eval()
+        fit_s = fit(model, train_loader)
+        ips, metrics = test(model, test_loader, not args.no_metrics and i == 0)
+        runs.append(dict(fit_s=fit_s, test_images_per_s=ips, **metrics))
+        print(f'run {i}: fit {fit_s:.2f} s, test {ips:.2f} images/s', flush=True)
+    result = dict(config=args.config, threads=args.threads, runs=runs,
+                  train_images=len(train_loader.dataset), test_images=len(test_loader.dataset),
+                  fit_s_median=statistics.median(r['fit_s'] for r in runs),
+                  test_images_per_s_median=statistics.median(
+                      r['test_images_per_s'] for r in runs),
+                  peak_rss_mb=peak_rss_mb(), metrics=runs[0] if not args.no_metrics else {})
+    if hasattr(model, 'memory_bank'):
+        result['knn'] = knn_diagnostic(model, test_loader)
+    print(json.dumps({k: v for k, v in result.items() if k != 'runs'}, indent=2))
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
