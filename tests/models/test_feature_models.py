@@ -77,3 +77,23 @@ def test_patchcore_has_no_loss(tmp_path):
     model = MODELS.build(cfg.model)
     with pytest.raises(RuntimeError, match='FitLoop'):
         model(torch.zeros(1, 3, 64, 64), mode='loss')
+
+
+def test_fast_inference_equals_plain_backbone_and_follows_weights():
+    fe = MODELS.build(dict(type='FeatureExtractor', pool_size=3,
+                           backbone=dict(type='mmpretrain.MobileNetV2', out_indices=(2, 4))))
+    x = torch.randn(2, 3, 64, 64)
+    fast = fe(x)
+    fe.fast_inference = False
+    plain = fe(x)
+    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5)
+    assert fast.shape == (2, 128, 8, 8)
+    assert not any('_fast' in k for k in fe.state_dict())
+    state = {k: v + 0.01 if v.dtype.is_floating_point else v
+             for k, v in fe.state_dict().items()}
+    fe.load_state_dict(state)
+    fe.fast_inference = True
+    reloaded = fe(x)  # the fused copy is rebuilt from the new weights
+    fe.fast_inference = False
+    torch.testing.assert_close(reloaded, fe(x), rtol=1e-4, atol=1e-5)
+    assert (reloaded - fast).abs().max() > 1e-4
