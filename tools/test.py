@@ -4,11 +4,11 @@ import json
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
-from anomaly_plugin.engine import merge_options, setup_distributed, teardown_distributed
+from anomaly_plugin.engine import load_tool_config, teardown_distributed
 from anomaly_plugin.evaluation import METRIC_KEYS
 
 
@@ -44,18 +44,8 @@ def format_table(metrics: dict) -> str:
 def main():
     args = parse_args()
     import anomaly_plugin  # noqa: F401
-    cfg = Config.fromfile(args.config)
-    options = dict(args.cfg_options or {})
-    if args.data_root:
-        options['data_root'] = args.data_root
-    if args.visualize:
-        options['visualize'] = True
-    merge_options(cfg, options)
-    setup_distributed(cfg, args.launcher)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_tool_config(args.config, args.cfg_options, args.data_root, args.launcher,
+                           args.work_dir, visualize=True if args.visualize else None)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     runner = Runner.from_cfg(cfg)

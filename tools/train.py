@@ -1,7 +1,6 @@
 """Train (or fit) an anomaly detector from a config."""
 import argparse
 import os
-import os.path as osp
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
@@ -9,8 +8,7 @@ from mmengine.runner import Runner
 from anomaly_plugin.engine import (
     disable_validation,
     enable_amp,
-    merge_options,
-    setup_distributed,
+    load_tool_config,
     teardown_distributed,
 )
 
@@ -41,16 +39,8 @@ def parse_args():
 
 def build_config(args) -> Config:
     import anomaly_plugin  # noqa: F401  (registers the modules)
-    cfg = Config.fromfile(args.config)
-    options = dict(args.cfg_options or {})
-    if args.data_root:
-        options['data_root'] = args.data_root
-    merge_options(cfg, options)
-    setup_distributed(cfg, args.launcher)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_tool_config(args.config, args.cfg_options, args.data_root, args.launcher,
+                           args.work_dir)
     if args.amp:
         print(enable_amp(cfg))
     if args.no_validate:

@@ -42,6 +42,35 @@ def normal_info(img_path: str) -> dict:
                 defect_type='good')
 
 
+def anomalous_infos(images: Sequence[str], masks: dict, defect_type: str, what: str,
+                    expected: Callable[[str], str]) -> List[dict]:
+    """One data info per anomalous image, each matched to exactly one mask.
+
+    Args:
+        images: image paths.
+        masks: image stem -> candidate mask paths.
+        defect_type: recorded on every info.
+        what: how error messages name an image (e.g. 'Defective test image').
+        expected: image stem -> where its mask was looked for (for the error).
+
+    Returns:
+        data infos with ``gt_label=1``.
+    """
+    infos = []
+    for img_path in images:
+        stem = os.path.splitext(os.path.basename(img_path))[0]
+        found = masks.get(stem, [])
+        if not found:
+            raise FileNotFoundError(
+                f'{what} {img_path!r} has no mask: expected {expected(stem)}')
+        if len(found) > 1:
+            raise ValueError(
+                f'{what} {img_path!r} matches several masks {found}; keep exactly one')
+        infos.append(dict(img_path=img_path, mask_path=found[0], gt_label=1,
+                          defect_type=defect_type))
+    return infos
+
+
 class BaseAnomalyDataset(BaseDataset):
     """Base of the datasets for unsupervised anomaly detection.
 

@@ -4,7 +4,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 from anomaly_plugin.registry import DATASETS
 
-from .base import BaseAnomalyDataset, list_images, normal_info
+from .base import BaseAnomalyDataset, anomalous_infos, list_images, normal_info
 
 _Dirs = Union[str, Sequence[str]]
 
@@ -128,18 +128,8 @@ class FolderAnomalyDataset(BaseAnomalyDataset):
                     f'Mask folder {mask_dir!r} is the abnormal image folder '
                     'itself; keep masks in a separate folder')
             masks = _index_masks(mask_dir)
-            for img_path in images:
-                stem = os.path.splitext(os.path.basename(img_path))[0]
-                found = masks.get(stem, [])
-                if not found:
-                    raise FileNotFoundError(
-                        f'Anomalous image {img_path!r} has no mask: expected '
-                        f'{os.path.join(mask_dir, stem)}.<ext> or '
-                        f'{os.path.join(mask_dir, stem + "_mask")}.<ext>')
-                if len(found) > 1:
-                    raise ValueError(
-                        f'Anomalous image {img_path!r} matches several masks '
-                        f'{found}; keep exactly one')
-                data_list.append(dict(img_path=img_path, mask_path=found[0],
-                                      gt_label=1, defect_type=defect_type))
+            data_list += anomalous_infos(
+                images, masks, defect_type, 'Anomalous image',
+                lambda stem, d=mask_dir: (f'{os.path.join(d, stem)}.<ext> or '
+                                          f'{os.path.join(d, stem + "_mask")}.<ext>'))
         return data_list

@@ -4,7 +4,7 @@ from typing import Dict, List
 
 from anomaly_plugin.registry import DATASETS
 
-from .base import BaseAnomalyDataset, list_images, normal_info
+from .base import BaseAnomalyDataset, anomalous_infos, list_images, normal_info
 from .image_io import is_image_file
 
 _LAYOUT = ('one category folder with train/good/<image>, '
@@ -111,20 +111,10 @@ class MVTecADDataset(BaseAnomalyDataset):
                 continue
             gt_dir = os.path.join(self.data_root, 'ground_truth', defect_type)
             masks = _index_masks(gt_dir)
-            for img_path in images:
-                stem = os.path.splitext(os.path.basename(img_path))[0]
-                found = masks.get(stem, [])
-                if not found:
-                    raise FileNotFoundError(
-                        f'Defective test image {img_path!r} has no mask: '
-                        f'expected {os.path.join(gt_dir, stem + "_mask")}.<ext> '
-                        f'(<ext> any of png, jpg, bmp, tif, ...)')
-                if len(found) > 1:
-                    raise ValueError(
-                        f'Defective test image {img_path!r} has several '
-                        f'masks {found}; keep exactly one')
-                data_list.append(dict(img_path=img_path, mask_path=found[0],
-                                      gt_label=1, defect_type=defect_type))
+            data_list += anomalous_infos(
+                images, masks, defect_type, 'Defective test image',
+                lambda stem, d=gt_dir: (f'{os.path.join(d, stem + "_mask")}.<ext> '
+                                        '(<ext> any of png, jpg, bmp, tif, ...)'))
         if not data_list:
             raise ValueError(
                 f'MVTec AD test folder {test_dir!r} contains no images in its '

@@ -71,3 +71,30 @@ def disable_validation(cfg: Config) -> Config:
         cfg.train_cfg.pop('val_interval', None)
         cfg.train_cfg.pop('val_begin', None)
     return cfg
+
+
+def load_tool_config(path: str, cfg_options: Optional[Dict[str, Any]] = None,
+                     data_root: Optional[str] = None, launcher: str = 'none',
+                     work_dir: Optional[str] = None, **shortcuts) -> Config:
+    """The config as ``tools/train.py`` and ``tools/test.py`` prepare it.
+
+    Loads ``path``, merges ``cfg_options`` plus the shortcut values
+    (``data_root`` and any given in ``shortcuts``, e.g. ``visualize=True``),
+    sets up the launcher (see :func:`setup_distributed`) and the work dir
+    (``work_dirs/<config name>`` unless given or set by the config).
+    """
+    import os.path as osp
+
+    from .dist import setup_distributed
+    cfg = Config.fromfile(path)
+    options = dict(cfg_options or {})
+    if data_root:
+        options['data_root'] = data_root
+    options.update({k: v for k, v in shortcuts.items() if v is not None})
+    merge_options(cfg, options)
+    setup_distributed(cfg, launcher)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
