@@ -12,16 +12,14 @@ from anomaly_plugin.registry import METRICS
 
 from .functional import (
     _ap_from_curve,
-    _aupro_from_curve,
     _auroc_from_curve,
     _check_binary,
     _check_scores,
     _Curve,
     _f1_from_curve,
-    _label_regions,
-    _pro_curve_counts,
     _threshold_curve,
 )
+from .pro import _aupro_from_curve, _label_regions, _pro_curve_counts
 
 IMAGE_METRICS = ('AUROC', 'AP', 'F1max')
 PIXEL_METRICS = ('AUROC', 'AP', 'F1max', 'AUPRO')
