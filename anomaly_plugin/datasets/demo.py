@@ -275,7 +275,7 @@ def build_demo_dataset(out_dir, categories=TEXTURES, tile=128, seed=0, num_train
                 raise ValueError(f'{meta_path} is unreadable ({e}); pass '
                                  'overwrite=True to rebuild.') from e
     if old is not None and not overwrite:
-        if old.get('params') == params and _is_complete(out_dir, old):
+        if _covers(old.get('params'), params) and _is_complete(out_dir, old):
             return {**old, 'built': False, 'out_dir': out_dir}
         raise FileExistsError(
             f'{out_dir} holds a demo data set built with other parameters or with '
@@ -312,6 +312,20 @@ def build_demo_dataset(out_dir, categories=TEXTURES, tile=128, seed=0, num_train
         json.dump(meta, f, indent=1)
     return {**meta, 'built': True, 'out_dir': out_dir,
             'build_seconds': round(time.perf_counter() - start, 3)}
+
+
+def _covers(old_params, params):
+    """True when a set built with ``old_params`` holds the one ``params`` asks for.
+
+    Categories are generated independently of each other, so a set built with
+    more categories and otherwise equal parameters holds the requested ones.
+    """
+    if not isinstance(old_params, dict):
+        return False
+    rest = {k: v for k, v in params.items() if k != 'categories'}
+    old_rest = {k: v for k, v in old_params.items() if k != 'categories'}
+    return rest == old_rest and set(params['categories']) <= set(
+        old_params.get('categories', []))
 
 
 def _write_readme(out_dir, params):

@@ -233,6 +233,16 @@ def test_rebuild_skipping(tmp_path):
     assert osp.isfile(marker)
 
 
+def test_subset_of_an_existing_set_is_reused(tmp_path):
+    out = str(tmp_path / 'demo')
+    full = build_demo_dataset(out, seed=0, **dict(SMALL, categories=('grass', 'brick')))
+    subset = dict(SMALL, categories=('brick', ))
+    again = build_demo_dataset(out, seed=0, **subset)
+    assert again['built'] is False and again['params'] == full['params']
+    with pytest.raises(FileExistsError, match='overwrite=True'):
+        build_demo_dataset(out, seed=1, **subset)
+
+
 def test_rebuild_removes_stale_category(tmp_path):
     out = str(tmp_path / 'demo')
     build_demo_dataset(out, seed=0, **SMALL)
