@@ -46,9 +46,13 @@ def main():
     import anomaly_plugin  # noqa: F401
     cfg = load_tool_config(args.config, args.cfg_options, args.data_root, args.launcher,
                            args.work_dir, visualize=True if args.visualize else None)
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None  # loaded strictly below: a checkpoint of another model is an error
     cfg.resume = False
     runner = Runner.from_cfg(cfg)
+    try:
+        runner.load_checkpoint(args.checkpoint, map_location='cpu', strict=True)
+    except RuntimeError as e:
+        raise SystemExit(f'{args.checkpoint} does not fit the model of {args.config}:\n{e}') from e
     metrics = runner.test()
     if is_main_process():
         out = {k: float(metrics[k]) for k in METRIC_KEYS if k in metrics}

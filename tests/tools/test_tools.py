@@ -2,11 +2,13 @@
 import csv
 import json
 import os
+import subprocess
+import sys
 
 import cv2
 import pytest
 import torch
-from conftest import AE_CONFIG, make_mvtec, options_to_cli, run_tool, tiny_ae_options
+from conftest import AE_CONFIG, ROOT, make_mvtec, options_to_cli, run_tool, tiny_ae_options
 
 KEYS = {'image/AUROC', 'image/AP', 'image/F1max', 'pixel/AUROC', 'pixel/AP',
         'pixel/F1max', 'pixel/AUPRO'}
@@ -50,6 +52,21 @@ def test_test_tool_writes_metrics_json_and_panels(trained):
     assert len(panels) == 8  # 4 good + 4 defective test images
     panel = cv2.imread(str(work / 'vis' / panels[0]))
     assert panel.shape == (40 + 20, 4 * 40, 3)  # original size, 4 tiles
+
+
+def test_test_tool_refuses_a_checkpoint_of_another_model(trained):
+    opts = dict(trained['opts'], **{'model.encoder.latent_channels': 4,
+                                    'model.decoder.latent_channels': 4})
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        [sys.executable, 'tools/test.py', AE_CONFIG, str(trained['ckpt']),
+         '--work-dir', str(trained['tmp'] / 'wrong_model'),
+         '--cfg-options', *options_to_cli(opts)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert f"{trained['ckpt']} does not fit the model" in proc.stderr
+    assert 'size mismatch' in proc.stderr
+    assert not (trained['tmp'] / 'wrong_model' / 'metrics.json').exists()
 
 
 def test_infer_tool(trained):
