@@ -14,8 +14,10 @@ from anomaly_plugin.models import (
 
 # MSCDAE (Mei, Wang and Wen, Sensors 2018): 3-level Gaussian pyramid, one denoising
 # autoencoder per level trained on 32x32 crops corrupted with salt-and-pepper noise;
-# anomaly map = mean of the per-level squared residuals upsampled to the input size
-# (the paper thresholds each level and merges the binary maps; see the class docstring).
+# anomaly map = mean of the per-level squared residuals, each standardised by its mean
+# and std over the normal training images (fitted after training), upsampled to the
+# input size (the paper thresholds each level at mean + gamma x std and merges the
+# binary maps; see the class docstring).
 model = dict(
     type=MultiScalePyramidAE,
     data_preprocessor=dict(type=AnomalyDataPreprocessor),
@@ -28,6 +30,7 @@ model = dict(
     corruption=dict(type=PixelNoise, mode='salt_pepper', amount=0.05),
     loss=dict(type=L2Loss),
     fusion='mean',
+    standardize_levels=True,
     postprocess=dict(sigma=4.0, score='max'))
 
 train_cfg.update(max_epochs=30, val_interval=30)

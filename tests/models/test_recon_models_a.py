@@ -3,6 +3,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import ROOT, make_mvtec, tiny_ae_options
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -64,6 +65,8 @@ def test_config_trains_two_iterations_and_predicts(name, tiny_data, tmp_path):
     assert 'loss' in logged  # MMEngine's total
 
     model = runner.model.eval()
+    if getattr(model, 'standardize_levels', False):  # fitted by CalibrationHook
+        assert bool(model.level_stats_fitted) and (model.level_std != 1).all()
     batch = next(iter(runner.test_dataloader))
     first = model.test_step(batch)
     second = model.test_step(batch)
@@ -267,6 +270,53 @@ def test_pyramid_ae_losses_levels_and_fusion():
     assert (fused['mean'] >= fused['min'] - 1e-6).all()
     a, b = model(x, mode='predict'), model(x, mode='predict')
     assert torch.equal(a[0].anomaly_map, b[0].anomaly_map)
+
+
+def _uint8_batches(sizes, hw=32, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [dict(inputs=[torch.randint(0, 256, (3, hw, hw), generator=g, dtype=torch.uint8)
+                         for _ in range(n)]) for n in sizes]
+
+
+def test_pyramid_ae_standardised_levels():
+    model = MODELS.build(dict(PYR_SMALL, standardize_levels=True, level_weights=[1, 2, 1]))
+    model.eval()
+    x = _batch(2, 32)
+    with pytest.warns(UserWarning, match='not fitted'):
+        model(x, mode='tensor')
+    batches = _uint8_batches((3, 2))
+    stats = model.fit_normal_statistics(batches)
+    assert not model.training and bool(model.level_stats_fitted)
+
+    # independent: every level map of the 5 images at once, statistics in numpy
+    images = [img for b in batches for img in b['inputs']]
+    inputs = model.data_preprocessor(dict(inputs=images), False)['inputs']
+    with torch.no_grad():
+        levels = model.level_maps(inputs)
+    for i, m in enumerate(levels):
+        vals = m.double().flatten().numpy()
+        assert stats['mean'][i] == pytest.approx(vals.mean(), rel=1e-6)
+        assert stats['std'][i] == pytest.approx(vals.std(), rel=1e-6)
+        z = ((m.double() - vals.mean()) / vals.std()).numpy()
+        assert abs(z.mean()) < 1e-6 and z.std() == pytest.approx(1.0, rel=1e-5)
+
+    # the fused map is the weighted mean of the standardised, upsampled levels
+    expected = 0
+    with torch.no_grad():
+        maps = model.level_maps(x)
+    for w, m, mu, sd in zip((1, 2, 1), maps, stats['mean'], stats['std']):
+        expected = expected + w * F.interpolate((m - mu) / sd, size=(32, 32),
+                                                mode='bilinear', align_corners=False)
+    assert torch.allclose(model(x, mode='tensor'), expected / 4, atol=1e-5)
+
+    # the statistics travel in the state dict
+    other = MODELS.build(dict(PYR_SMALL, standardize_levels=True, level_weights=[1, 2, 1]))
+    other.load_state_dict(model.state_dict())
+    assert torch.equal(other.eval()(x, mode='tensor'), model(x, mode='tensor'))
+
+    plain = MODELS.build(PYR_SMALL)
+    assert plain.fit_normal_statistics(batches) == {}
+    assert not bool(plain.level_stats_fitted) and torch.equal(plain.level_std, torch.ones(3))
 
 
 def test_pyramid_ae_gray_and_odd_sizes():

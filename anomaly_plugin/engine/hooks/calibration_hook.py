@@ -22,6 +22,12 @@ class CalibrationHook(Hook):
     calibration. It does not depend on validation. Every rank computes the
     same values on the whole calibration set.
 
+    Models with a ``fit_normal_statistics(dataloader)`` method (statistics
+    of their raw maps on normal images, e.g. the per-level residual
+    statistics of ``MultiScalePyramidAE``) get it called first, on the
+    training images with the test pipeline, so the thresholds are fitted
+    on the final maps.
+
     Args:
         dataset: config of the calibration dataset. With ``inherit=True``
             it is merged over the training dataset's config, with the test
@@ -53,12 +59,27 @@ class CalibrationHook(Hook):
         cfg.update(copy.deepcopy(self.dataset_cfg))
         return cfg
 
-    def build_dataloader(self, runner) -> DataLoader:
-        dataset = DATASETS.build(self.dataset_config(runner))
+    def build_dataloader(self, runner, dataset_cfg: Optional[dict] = None) -> DataLoader:
+        """Loader of ``dataset_cfg``, by default the calibration set."""
+        dataset = DATASETS.build(dataset_cfg or self.dataset_config(runner))
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=False,
                           num_workers=self.num_workers, collate_fn=pseudo_collate)
 
+    def fit_statistics(self, runner) -> None:
+        """Call the model's ``fit_normal_statistics`` on the training images."""
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if not callable(getattr(model, 'fit_normal_statistics', None)):
+            return
+        cfg = copy.deepcopy(runner.cfg.train_dataloader.dataset)
+        cfg['pipeline'] = copy.deepcopy(runner.cfg.test_dataloader.dataset.pipeline)
+        stats = model.fit_normal_statistics(self.build_dataloader(runner, cfg))
+        if stats:
+            print_log('Normal-image statistics: ' + ', '.join(
+                f'{k}={[round(v, 6) for v in vals]}' for k, vals in stats.items()),
+                logger='current')
+
     def run(self, runner) -> None:
+        self.fit_statistics(runner)
         if self.dataset_cfg is None:
             kw = self.calib_kwargs
             if kw.get('mode') != 'manual':

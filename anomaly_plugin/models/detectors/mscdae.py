@@ -7,7 +7,8 @@ convolutional denoising autoencoder per level is trained on noisy patches of
 defect-free images, and the reconstruction residuals of all levels are
 combined into the detection result.
 """
-from typing import Dict, List, Optional, Sequence, Union
+import warnings
+from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -129,9 +130,14 @@ class MultiScalePyramidAE(BaseAnomalyDetector):
     with weights ``level_weights``: ``'mean'`` (weighted mean, default),
     ``'max'`` (high where any level is high) or ``'min'`` (high where all
     levels are). The paper instead thresholds each level's residual map
-    separately, with a threshold from the residual statistics of
-    defect-free images, and synthesises the binary maps; here the fused map
-    stays continuous and one threshold is calibrated on it, which keeps the
+    separately at its own mean + gamma x std over defect-free training
+    images and synthesises the binary maps. With ``standardize_levels``
+    each level's map is first turned into ``(r - mean_l) / std_l`` with
+    those statistics (fitted by :meth:`fit_normal_statistics`, which
+    ``CalibrationHook`` calls on the training images after training), so
+    one threshold gamma on a ``'min'`` (``'max'``) fused map flags exactly
+    the pixels that every (some) level flags at gamma; the fused map stays
+    continuous and one threshold is calibrated on it, which keeps the
     model's output comparable with the other detectors.
 
     Args:
@@ -152,6 +158,8 @@ class MultiScalePyramidAE(BaseAnomalyDetector):
         fusion: ``'mean'``, ``'max'`` or ``'min'``.
         level_weights: one factor per level applied before fusing; ones by
             default.
+        standardize_levels: standardise each level's map by the residual
+            mean and std of normal images before fusing.
     """
 
     FUSIONS = ('mean', 'max', 'min')
@@ -161,7 +169,8 @@ class MultiScalePyramidAE(BaseAnomalyDetector):
                  patch_size: Optional[int] = 32, patches_per_image: int = 8,
                  corruption: Union[dict, bool, None] = None, loss: Optional[dict] = None,
                  score_map: Optional[dict] = None, fusion: str = 'mean',
-                 level_weights: Optional[Sequence[float]] = None, **kwargs):
+                 level_weights: Optional[Sequence[float]] = None,
+                 standardize_levels: bool = False, **kwargs):
         super().__init__(**kwargs)
         if num_levels < 1:
             raise ValueError(f'MultiScalePyramidAE: num_levels must be >= 1, got {num_levels}')
@@ -193,6 +202,51 @@ class MultiScalePyramidAE(BaseAnomalyDetector):
         self.corruption = MODELS.build(corruption) if corruption else None
         self.loss_fn = MODELS.build(loss or dict(type='L2Loss'))
         self.score_fn = MODELS.build(score_map) if score_map else self.loss_fn
+        self.standardize_levels = bool(standardize_levels)
+        # residual statistics of normal images per level (identity until fitted)
+        self.register_buffer('level_mean', torch.zeros(num_levels))  # (L,)
+        self.register_buffer('level_std', torch.ones(num_levels))  # (L,)
+        self.register_buffer('level_stats_fitted', torch.tensor(False))
+
+    @torch.no_grad()
+    def fit_normal_statistics(self, dataloader: Iterable) -> Dict[str, List[float]]:
+        """Fit each level's residual mean and std on defect-free images.
+
+        Args:
+            dataloader: batches as the model's ``data_preprocessor`` takes them
+                (test pipeline, normal images only).
+
+        Returns:
+            ``{'mean': [...], 'std': [...]}``, one value per level (also
+            stored in the model's buffers). Does nothing and returns an empty
+            dict unless ``standardize_levels`` is set.
+        """
+        if not self.standardize_levels:
+            return {}
+        was_training = self.training
+        self.eval()
+        total = torch.zeros(self.num_levels, dtype=torch.float64)  # (L,)
+        total_sq = torch.zeros_like(total)
+        count = torch.zeros_like(total)
+        for data in dataloader:
+            inputs = self.data_preprocessor(data, False)['inputs']  # (B, 3, H, W)
+            for i, m in enumerate(self.level_maps(inputs)):  # (B, 1, H_l, W_l)
+                m = m.double()
+                total[i] += m.sum().cpu()
+                total_sq[i] += (m * m).sum().cpu()
+                count[i] += m.numel()
+        self.train(was_training)
+        if not count.all():
+            raise ValueError('fit_normal_statistics: the data loader gave no images')
+        mean = total / count
+        std = (total_sq / count - mean * mean).clamp_min(0).sqrt()
+        if not (std > 0).all():
+            raise ValueError(f'fit_normal_statistics: a level has constant residuals '
+                             f'(std {std.tolist()}); cannot standardise it')
+        self.level_mean.copy_(mean)
+        self.level_std.copy_(std)
+        self.level_stats_fitted.fill_(True)
+        return dict(mean=mean.tolist(), std=std.tolist())
 
     def pyramid(self, inputs: torch.Tensor) -> List[torch.Tensor]:
         """Normalised (B, 3, H, W) -> pyramid levels in [0, 1], (B, C', H_l, W_l)."""
@@ -218,9 +272,16 @@ class MultiScalePyramidAE(BaseAnomalyDetector):
 
     def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:
         size = inputs.shape[-2:]
+        maps = self.level_maps(inputs)
+        if self.standardize_levels:
+            if not bool(self.level_stats_fitted):
+                warnings.warn('MultiScalePyramidAE: standardize_levels is set but the level '
+                              'statistics are not fitted yet (fit_normal_statistics); the '
+                              'levels are fused unstandardised', stacklevel=2)
+            maps = [(m - mu) / sd for m, mu, sd in zip(maps, self.level_mean, self.level_std)]
         maps = [w * (m if m.shape[-2:] == size else
                      F.interpolate(m, size=size, mode='bilinear', align_corners=False))
-                for w, m in zip(self.level_weights, self.level_maps(inputs))]
+                for w, m in zip(self.level_weights, maps)]
         stacked = torch.stack(maps)  # (L, B, 1, H, W)
         if self.fusion == 'max':
             return stacked.max(0).values
