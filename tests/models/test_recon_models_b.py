@@ -83,6 +83,29 @@ def test_memae_losses_reach_encoder_and_memory():
                for p in model.encoder.parameters())
 
 
+def test_parts_combine_across_models_by_config():
+    # MemAE's memory between a conv encoder and decoder, trained with L2 + SSIM and
+    # scored with the MSGMS map; every part comes from the registry by name
+    model = MODELS.build(dict(
+        type='MemAE', encoder=dict(type='ConvEncoder', channels=(8, 16), latent_channels=8),
+        decoder=dict(type='ConvDecoder', latent_channels=8, channels=(16, 8)),
+        neck=dict(type='MemoryModule', num_slots=20),
+        loss=dict(type='CombinedLoss', losses=[dict(type='L2Loss'),
+                                               dict(type='SSIMLoss', loss_weight=0.5)]),
+        score_map=dict(type='MSGMSLoss', mean_filter_size=3),
+        postprocess=dict(sigma=1.0)))
+    x = _batch()
+    losses = model(x, mode='loss')
+    assert set(losses) == {'loss_l2', 'loss_ssim', 'loss_entropy'}
+    model.eval()
+    with torch.no_grad():
+        amap = model(x, mode='tensor')  # (B, 1, H, W)
+        target = model.data_preprocessor.denormalize(x)
+        expected = model.score_fn.map(model.reconstruct(x), target)
+    assert amap.shape == (2, 1, 32, 32) and torch.equal(amap, expected)
+    assert type(model.score_fn).__name__ == 'MSGMSLoss'
+
+
 # ------------------------------------------------------- feature clustering
 
 
