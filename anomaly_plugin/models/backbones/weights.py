@@ -20,16 +20,12 @@ from typing import Callable, Mapping, Optional
 
 import torch
 
-from .weight_conversion import (  # noqa: F401 (re-exported)
+from .weight_conversion import (
     PathLike,
     StateDict,
-    WeightConversionError,
     convert_mobilenet_v2,
     convert_resnet,
     load_state_dict,
-    mobilenet_v2_feature_end,
-    mobilenet_v2_module_map,
-    resnet_config,
 )
 
 #: torchvision's MobileNetV2 ImageNet checkpoint and where it ships.
