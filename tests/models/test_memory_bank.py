@@ -139,3 +139,82 @@ def test_padim_gaussian_matches_numpy_and_streaming():
     fresh = PatchGaussian()
     fresh.load_state_dict(one.state_dict())
     torch.testing.assert_close(fresh.mahalanobis(emb), one.mahalanobis(emb))
+
+
+@pytest.mark.parametrize('num', [256, 512, 300, 100])
+def test_coreset_progress_bar_any_size(num, monkeypatch):
+    # the bar advances by 256; a size that is a multiple of 256 used to end
+    # with update(0), which mmengine's ProgressBar refuses
+    import io
+
+    from mmengine.utils import ProgressBar
+
+    from anomaly_plugin.models.memory import coreset
+    bars = []
+
+    def bar(n):
+        bars.append(ProgressBar(n, file=io.StringIO()))
+        return bars[-1]
+
+    monkeypatch.setattr(coreset, 'ProgressBar', bar)
+    x = _points(1024, 8)
+    for mode in ('exact', 'approx'):
+        idx = greedy_coreset(x, num, projection_dim=None, mode=mode, block_size=400,
+                             progress=True)
+        assert len(set(idx.tolist())) == num
+    assert [b.completed for b in bars] == [num, num]
+
+
+@pytest.mark.parametrize('mode', ['exact', 'approx'])
+def test_coreset_runs_on_the_device_of_its_points(mode):
+    # 'meta' tensors have no data: any step that moved the points to the host
+    # (.cpu(), .item(), int()) or mixed in a host tensor would raise
+    x = torch.empty(1000, 16, device='meta')
+    idx = greedy_coreset(x, 10, projection_dim=8, mode=mode, block_size=300)
+    assert idx.device.type == 'meta' and idx.shape == (10,)
+
+
+def test_patchcore_fit_keeps_features_on_their_device():
+    from anomaly_plugin.models import PatchCore
+    model = PatchCore(backbone=dict(type='FeatureExtractor', backbone=dict(
+        type='mmpretrain.MobileNetV2', out_indices=(2,))),
+        memory_bank=dict(type='KNNMemoryBank', coreset_ratio=0.1))
+    model.memory_bank.to('meta')
+    model.fit_reset()
+    for i in range(3):
+        model.fit_update(torch.empty(4, 8, 5, 5, device='meta'), torch.arange(4) + 4 * i)
+    model.fit_finish(progress=False)
+    bank = model.memory_bank.bank
+    assert bank.device.type == 'meta' and bank.shape == (30, 8)
+
+
+def test_patchcore_fit_orders_patches_by_dataset_index():
+    from anomaly_plugin.models import PatchCore
+    model = PatchCore(backbone=dict(type='FeatureExtractor', backbone=dict(
+        type='mmpretrain.MobileNetV2', out_indices=(2,))),
+        memory_bank=dict(type='KNNMemoryBank', coreset_ratio=1.0))
+    emb = torch.randn(6, 3, 2, 2)  # (N, D, h, w), sample i has dataset index i
+    model.fit_reset()
+    model.fit_update(emb[[4, 1, 5]], torch.tensor([4, 1, 5]))
+    model.fit_update(emb[[0, 3, 2]], torch.tensor([0, 3, 2]))
+    model.fit_finish(progress=False)
+    expect = emb.permute(0, 2, 3, 1).reshape(-1, 3)  # (N*h*w, D) in dataset order
+    assert torch.equal(model.memory_bank.bank, expect)
+
+
+@pytest.mark.parametrize('backend', ['torch', 'faiss'])
+def test_bank_scores_equal_after_reload(backend):
+    if backend == 'faiss':
+        pytest.importorskip('faiss')
+    q = _points(30, 8, seed=5)
+    a = KNNMemoryBank(coreset_ratio=0.5, backend=backend)
+    a.fit(_points(200, 8))
+    before = a.query(q, 3)
+    # a bank that was used (its search index built) before loading the state
+    b = KNNMemoryBank(coreset_ratio=0.5, backend=backend)
+    b.fit(_points(200, 8, seed=9))
+    b.query(q, 3)
+    b.load_state_dict(a.state_dict())
+    after = b.query(q, 3)
+    torch.testing.assert_close(after[0], before[0])
+    assert torch.equal(after[1], before[1])

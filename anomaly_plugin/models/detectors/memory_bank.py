@@ -1,5 +1,5 @@
 """Feature-embedding detectors fitted by one pass: PatchCore and PaDiM."""
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmengine import dist
@@ -62,22 +62,43 @@ class PatchCore(FittedDetector):
         self._parts, self._indices = [], []
 
     def fit_update(self, emb: torch.Tensor, indices: torch.Tensor) -> None:
-        """Keep a batch's embeddings (B, D, h, w) with their dataset indices."""
-        self._parts.append(emb.cpu())
+        """Keep a batch's embeddings (B, D, h, w), on their device, with their
+        dataset indices."""
+        self._parts.append(emb)
         self._indices.append(indices.cpu())
 
-    def fit_finish(self, progress: bool = True) -> None:
-        """Gather every rank's embeddings in dataset order, select the coreset."""
-        emb = torch.cat(self._parts)  # (n, D, h, w)
-        idx = torch.cat(self._indices)  # (n,)
+    def _gathered_parts(self) -> Tuple[List[torch.Tensor], torch.Tensor]:
+        """Every rank's parts and dataset indices (one process: as kept)."""
+        parts, idx = self._parts, torch.cat(self._indices)  # (n,)
         if dist.get_world_size() > 1:
-            gathered = dist.all_gather_object((idx, emb))
+            gathered = dist.all_gather_object((idx, torch.cat(parts).cpu()))
             idx = torch.cat([g[0] for g in gathered])
-            emb = torch.cat([g[1] for g in gathered])
-        order = torch.argsort(idx)
-        emb = emb[order]  # dataset order, so every run selects the same bank
-        feats = emb.permute(0, 2, 3, 1).reshape(-1, emb.shape[1])  # (n*h*w, D)
+            parts = [g[1].to(parts[0].device) for g in gathered]
+        return parts, idx
+
+    def fit_finish(self, progress: bool = True) -> None:
+        """Put every rank's patches in dataset order, select the coreset.
+
+        The patches are copied part by part into one (n*h*w, D) matrix on the
+        device of the embeddings (each part is freed once copied, so the
+        peak is about one copy of the features), where the selection runs.
+        """
+        parts, idx = self._gathered_parts()
         self.fit_reset()
+        d, h, w = parts[0].shape[1:]
+        hw = h * w
+        rank = torch.empty_like(idx)  # position of each sample in dataset order
+        rank[torch.argsort(idx)] = torch.arange(len(idx))
+        feats = parts[0].new_empty(len(idx) * hw, d)  # (n*h*w, D)
+        offsets = torch.arange(hw, device=feats.device)
+        start = 0
+        while parts:
+            part = parts.pop(0)  # (b, D, h, w)
+            r = rank[start:start + part.shape[0]].to(feats.device)
+            feats[(r[:, None] * hw + offsets).reshape(-1)] = \
+                part.permute(0, 2, 3, 1).reshape(-1, d)
+            start += part.shape[0]
+            del part
         self.memory_bank.fit(feats, progress=progress and dist.is_main_process())
 
     def forward_maps(self, inputs: torch.Tensor):

@@ -68,6 +68,10 @@ class KNNMemoryBank(DynamicBuffersMixin, nn.Module):
     def is_fitted(self) -> bool:
         return self.bank.numel() > 0
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self._faiss_index = None  # built from the old bank: rebuilt on the next query
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @torch.no_grad()
     def fit(self, features: torch.Tensor, progress: bool = False) -> torch.Tensor:
         """Select the coreset of ``features`` (N, D) and store it.

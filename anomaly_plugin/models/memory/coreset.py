@@ -16,6 +16,12 @@ GEMV speed on CPUs with bf16 dot products), and sets larger than
 ``block_size`` points are split into random blocks that are reduced
 independently with the same ratio (each step then streams one block only).
 Peak memory: ``N * d * 6`` bytes plus ``3 * N * 4``.
+
+Everything runs on the device of the given points: on a GPU the selection
+never moves the points to the host and never waits for the host between
+steps (the next centre stays a device tensor). The projection is computed in
+row chunks, so only the (N, d) projected points are allocated besides the
+input (512 MB for one million patches at d = 128).
 """
 from typing import Optional
 
@@ -25,45 +31,57 @@ from mmengine.utils import ProgressBar
 MODES = ('exact', 'approx')
 
 
-def random_projection(x: torch.Tensor, dim: Optional[int], seed: int = 0) -> torch.Tensor:
+def random_projection(x: torch.Tensor, dim: Optional[int], seed: int = 0,
+                      chunk_size: int = 65_536) -> torch.Tensor:
     """Gaussian random projection ``x @ R``, R ~ N(0, 1 / dim).
 
     Args:
-        x: (N, D) points.
+        x: (N, D) points, on any device.
         dim: target dimension; None or >= D returns ``x`` (as float32).
-        seed: seed of the projection matrix.
+        seed: seed of the projection matrix (drawn on the CPU, so the same
+            on every device).
+        chunk_size: rows projected at a time (bounds the float32 copy of
+            a lower-precision input).
 
     Returns:
-        (N, min(dim, D)) float32 points.
+        (N, min(dim, D)) float32 points on ``x``'s device.
     """
-    x = x.float()
     if dim is None or dim >= x.shape[1]:
-        return x
+        return x.float()
     gen = torch.Generator().manual_seed(seed)
     proj = torch.randn(x.shape[1], dim, generator=gen) / dim ** 0.5  # (D, dim)
-    return x @ proj.to(x.device)
+    proj = proj.to(x.device)
+    out = torch.empty(x.shape[0], dim, device=x.device)  # (N, dim)
+    for start in range(0, x.shape[0], chunk_size):
+        torch.mm(x[start:start + chunk_size].float(), proj, out=out[start:start + chunk_size])
+    return out
 
 
 def _greedy(z: torch.Tensor, num: int, first: int, low_precision: bool,
             bar: Optional[ProgressBar]) -> torch.Tensor:
     """Greedy k-center on (N, d) float32 points ``z``, starting at ``first``."""
-    n = z.shape[0]
+    n, dev = z.shape[0], z.device
+    # on the CPU a Python int indexes fastest; elsewhere the index stays on
+    # the device, so no step waits for the host
+    on_host = dev.type == 'cpu'
     zc = z.to(torch.bfloat16) if low_precision else z  # (N, d) what the GEMV reads
     sq = (z * z).sum(1)  # (N,)
-    mind = torch.full((n,), float('inf'))  # squared distance to the nearest centre
-    dist = torch.empty(n)
-    selected = torch.empty(num, dtype=torch.long)
-    nxt = first
+    mind = torch.full((n,), float('inf'), device=dev)  # squared distance to the nearest centre
+    dist = torch.empty(n, device=dev)
+    selected = torch.empty(num, dtype=torch.long, device=dev)
+    # a Python int on the CPU, a (1,) device tensor elsewhere
+    nxt = first if on_host else torch.tensor([first], device=dev)
     for k in range(num):
-        selected[k] = nxt
+        selected[k:k + 1] = nxt
+        centre = zc[nxt] if on_host else zc.index_select(0, nxt)[0]  # (d,)
         if low_precision:
-            dist = (zc @ zc[nxt]).float().mul_(-2.0).add_(sq)
+            dist = (zc @ centre).float().mul_(-2.0).add_(sq)
         else:
-            torch.addmv(sq, zc, zc[nxt], alpha=-2.0, out=dist)  # |x|^2 - 2 x.c
+            torch.addmv(sq, zc, centre, alpha=-2.0, out=dist)  # |x|^2 - 2 x.c
         dist.add_(sq[nxt])
         torch.minimum(mind, dist, out=mind)
         mind[nxt] = 0.0
-        nxt = int(torch.argmax(mind))
+        nxt = int(torch.argmax(mind)) if on_host else torch.argmax(mind).view(1)
         if bar is not None and (k + 1) % 256 == 0:
             bar.update(256)
     return selected
@@ -84,7 +102,8 @@ def greedy_coreset(x: torch.Tensor, num: int, projection_dim: Optional[int] = 12
         progress: show a progress bar.
 
     Returns:
-        (num,) int64 indices; in selection order for ``'exact'``.
+        (num,) int64 indices on ``x``'s device; in selection order for
+        ``'exact'``.
     """
     n = x.shape[0]
     if mode not in MODES:
@@ -92,7 +111,7 @@ def greedy_coreset(x: torch.Tensor, num: int, projection_dim: Optional[int] = 12
     if not 1 <= num <= n:
         raise ValueError(f'cannot select {num} of {n} points')
     if num == n:
-        return torch.arange(n)
+        return torch.arange(n, device=x.device)
     z = random_projection(x, projection_dim, seed).contiguous()  # (N, d)
     gen = torch.Generator().manual_seed(seed)
     bar = ProgressBar(num) if progress else None
@@ -100,7 +119,7 @@ def greedy_coreset(x: torch.Tensor, num: int, projection_dim: Optional[int] = 12
         first = int(torch.randint(n, (1,), generator=gen))
         out = _greedy(z, num, first, mode == 'approx', bar)
     else:
-        perm = torch.randperm(n, generator=gen)
+        perm = torch.randperm(n, generator=gen).to(z.device)
         blocks = torch.tensor_split(perm, -(-n // block_size))
         # each block keeps its share of ``num`` (largest remainders first)
         share = torch.tensor([len(b) for b in blocks], dtype=torch.float64) * num / n
@@ -113,8 +132,8 @@ def greedy_coreset(x: torch.Tensor, num: int, projection_dim: Optional[int] = 12
                 first = int(torch.randint(len(b), (1,), generator=gen))
                 picks.append(b[_greedy(z[b], c, first, True, bar)])
         out = torch.cat(picks)
-    if bar is not None:
-        bar.update(max(0, num - bar.completed))
+    if bar is not None and num > bar.completed:
+        bar.update(num - bar.completed)  # the steps since the last multiple of 256
     return out
 
 
