@@ -1,7 +1,8 @@
-"""Single-image inference from a config and a checkpoint."""
+"""Inference on image files from a config and a checkpoint."""
 import copy
+import os
 import os.path as osp
-from typing import Iterable, List, Sequence, Union
+from typing import Any, Iterator, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -10,30 +11,73 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
-from anomaly_plugin.datasets.image_io import IMAGE_EXTENSIONS
+from anomaly_plugin.datasets.base import list_images as _list_folder
+from anomaly_plugin.datasets.image_io import IMAGE_EXTENSIONS, is_image_file
+from anomaly_plugin.engine.checkpoint import UnsafeCheckpointError
 from anomaly_plugin.registry import MODELS, TRANSFORMS
 
 #: transforms that need ground truth and are dropped for inference
 _GT_TRANSFORMS = ('LoadAnomalyMask',)
+
+#: texts of the errors raised when a state dict does not match the model
+#: (MMEngine's ``load_state_dict`` and torch's ``_load_from_state_dict``)
+_MISMATCH_MARKERS = ('do not match', 'size mismatch', 'missing keys', 'unexpected key')
 
 
 def _type_name(t) -> str:
     return (t if isinstance(t, str) else t.__name__).split('.')[-1]
 
 
-def init_detector(config: Union[str, Config], checkpoint: str,
+def init_detector(config: Union[str, os.PathLike, Config], checkpoint: str,
                   device: str = 'cpu') -> torch.nn.Module:
     """Build the model of ``config`` and load ``checkpoint`` (weights-only).
 
+    Args:
+        config: a config file path, or a :class:`Config` (e.g. one already
+            merged with ``--cfg-options``); a Config is copied, not changed.
+        checkpoint: checkpoint file; it must fit the model exactly.
+        device: where the model runs, e.g. ``'cpu'`` or ``'cuda:0'``.
+
     Returns:
         The model in eval mode, with ``model.cfg`` set to the config.
+
+    Raises:
+        FileNotFoundError: no such checkpoint.
+        UnsafeCheckpointError: the checkpoint holds objects that are not
+            plain data.
+        RuntimeError: the checkpoint's weights do not fit the model.
     """
-    cfg = Config.fromfile(config) if isinstance(config, str) else copy.deepcopy(config)
+    if isinstance(config, (str, os.PathLike)):
+        cfg = Config.fromfile(os.fspath(config))
+    else:
+        cfg = copy.deepcopy(config)
     init_default_scope(cfg.get('default_scope', 'anomaly_plugin'))
     model = MODELS.build(cfg.model)
     load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     model.cfg = cfg
     return model.to(device).eval()
+
+
+def checkpoint_error_message(err: BaseException, checkpoint: str, config: str) -> str:
+    """A one-line-first message for a failure to load ``checkpoint``.
+
+    Args:
+        err: what loading the checkpoint raised.
+        checkpoint: the checkpoint file, as the user named it.
+        config: the config file, as the user named it.
+
+    Returns:
+        The error's own message for a missing or unsafe checkpoint;
+        ``'<checkpoint> does not fit the model of <config>'`` followed by
+        the details for mismatched weights (sizes or keys); otherwise
+        ``'cannot load checkpoint <checkpoint>'`` followed by the error.
+    """
+    if isinstance(err, (UnsafeCheckpointError, FileNotFoundError)):
+        return str(err)
+    text = str(err)
+    if isinstance(err, RuntimeError) and any(m in text for m in _MISMATCH_MARKERS):
+        return f'{checkpoint} does not fit the model of {config}:\n{text}'
+    return f'cannot load checkpoint {checkpoint}: {type(err).__name__}: {text}'
 
 
 def build_inference_pipeline(cfg: Config) -> Compose:
@@ -43,38 +87,160 @@ def build_inference_pipeline(cfg: Config) -> Compose:
     return Compose([TRANSFORMS.build(t) if isinstance(t, dict) else t for t in steps])
 
 
-def list_images(path: str) -> List[str]:
-    """An image file, or the image files of a folder (sorted, not recursive)."""
+def _under(path: str, folders: Sequence[str]) -> bool:
+    real = osp.realpath(path)
+    return any(real == f or real.startswith(f + os.sep) for f in folders)
+
+
+def list_images(path: str, recursive: bool = False,
+                exclude: Sequence[str] = ()) -> List[str]:
+    """The images to score: an image file, or the image files of a folder.
+
+    Files are recognised as the datasets do (:func:`is_image_file`): by
+    extension, any case; hidden files (names starting with ``.``, e.g.
+    macOS ``._x.png``) are skipped. A file named directly is always
+    returned, whatever its name.
+
+    Args:
+        path: an image file or a folder.
+        recursive: also scan the sub-folders (hidden ones are skipped).
+        exclude: folders not to scan (e.g. an output folder inside
+            ``path``).
+
+    Returns:
+        Paths below ``path`` (``path`` joined with the relative path),
+        sorted by relative path, folder by folder.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the folder holds no image file.
+    """
     if osp.isfile(path):
         return [path]
     if not osp.isdir(path):
         raise FileNotFoundError(f'{path} is neither an image file nor a folder')
-    files = sorted(osp.join(path, f) for f in __import__('os').listdir(path)
-                   if osp.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
+    excluded = [osp.realpath(f) for f in exclude]
+    if not recursive:
+        files = _list_folder(path)
+    else:
+        files = []
+        for folder, subdirs, names in os.walk(path):
+            subdirs[:] = [d for d in subdirs if not d.startswith('.')
+                          and not _under(osp.join(folder, d), excluded)]
+            files += [osp.join(folder, n) for n in names if is_image_file(n)]
+        files.sort(key=lambda f: osp.relpath(f, path).split(os.sep))
     if not files:
-        raise ValueError(f'no image files ({sorted(IMAGE_EXTENSIONS)}) in {path}')
+        where = 'or its sub-folders' if recursive else '(sub-folders not scanned)'
+        raise ValueError(f'no image files ({", ".join(sorted(IMAGE_EXTENSIONS))}) '
+                         f'in {path} {where}; hidden files are skipped')
     return files
 
 
-@torch.no_grad()
-def inference(model: torch.nn.Module, images: Union[str, Sequence[str]],
-              batch_size: int = 8) -> Iterable:
-    """Predict image files in batches.
+class InferenceResult(NamedTuple):
+    """The outcome for one image file.
 
-    Yields:
-        One ``AnomalyDataSample`` per image (``img_path``, ``ori_shape``,
-        ``pred_score``, ``anomaly_map`` at the input size, and when the model
-        is calibrated ``pred_label``, ``pred_mask``, ``norm_score``,
-        ``norm_map``).
+    Attributes:
+        img_path: the file.
+        sample: the prediction (``AnomalyDataSample``), None on error.
+        error: why the file could not be loaded, None on success.
+    """
+
+    img_path: str
+    sample: Optional[Any]
+    error: Optional[Exception]
+
+
+def load_input(pipeline: Compose, img_path: str) -> dict:
+    """Run one image file through the inference pipeline.
+
+    Args:
+        pipeline: from :func:`build_inference_pipeline`.
+        img_path: image file.
+
+    Returns:
+        The packed inputs of the image.
+
+    Raises:
+        Exception: whatever the pipeline raises for the file (e.g.
+            ``ValueError`` for an empty or undecodable file), or
+            ``ValueError`` when the pipeline drops it.
+    """
+    data = pipeline(dict(img_path=img_path, mask_path=None, gt_label=0,
+                         defect_type='unknown'))
+    if data is None:
+        raise ValueError(f'the inference pipeline dropped {img_path}')
+    return data
+
+
+def _predict_pending(model: torch.nn.Module, pending: list) -> Iterator[InferenceResult]:
+    """Predict the loaded entries of ``pending`` in one batch; yield all in order."""
+    loaded = [data for _, data, err in pending if err is None]
+    samples = iter(model.test_step(pseudo_collate(loaded)) if loaded else ())
+    for path, _, err in pending:
+        if err is None:
+            yield InferenceResult(path, next(samples), None)
+        else:
+            yield InferenceResult(path, None, err)
+
+
+@torch.no_grad()
+def inference_results(model: torch.nn.Module, images: Union[str, Sequence[str]],
+                      batch_size: int = 8) -> Iterator[InferenceResult]:
+    """Predict image files, reporting the files that cannot be loaded.
+
+    Each file goes through the pipeline on its own; a file that fails there
+    (missing, empty, truncated, not an image, ...) yields a result with its
+    error and does not affect the other files. Loaded images are predicted
+    ``batch_size`` at a time.
+
+    Args:
+        model: from :func:`init_detector`.
+        images: an image file or a sequence of them.
+        batch_size: images per forward pass.
+
+    Returns:
+        An iterator of one :class:`InferenceResult` per file, in the order
+        of ``images``.
     """
     if isinstance(images, str):
         images = [images]
+    if batch_size < 1:
+        raise ValueError(f'batch_size must be at least 1, got {batch_size}')
     pipeline = build_inference_pipeline(model.cfg)
-    for start in range(0, len(images), batch_size):
-        batch = [pipeline(dict(img_path=p, mask_path=None, gt_label=0,
-                               defect_type='unknown'))
-                 for p in images[start:start + batch_size]]
-        yield from model.test_step(pseudo_collate(batch))
+    pending, n_loaded = [], 0  # (path, data, error) in input order
+    for path in images:
+        try:
+            pending.append((path, load_input(pipeline, path), None))
+            n_loaded += 1
+        except Exception as err:  # one bad file must not stop the others
+            pending.append((path, None, err))
+        if n_loaded == batch_size:
+            yield from _predict_pending(model, pending)
+            pending, n_loaded = [], 0
+    yield from _predict_pending(model, pending)
+
+
+def inference(model: torch.nn.Module, images: Union[str, Sequence[str]],
+              batch_size: int = 8) -> Iterator:
+    """Predict image files in batches.
+
+    Args:
+        model: from :func:`init_detector`.
+        images: an image file or a sequence of them.
+        batch_size: images per forward pass.
+
+    Returns:
+        An iterator of one ``AnomalyDataSample`` per image (``img_path``,
+        ``ori_shape``, ``pred_score``, ``anomaly_map`` at the input size,
+        and when the model is calibrated ``pred_label``, ``pred_mask``,
+        ``norm_score``, ``norm_map``). It raises the error of the first
+        file that cannot be loaded (after yielding the images before it);
+        use :func:`inference_results` to go on past such files.
+    """
+    for result in inference_results(model, images, batch_size):
+        if result.error is not None:
+            raise result.error
+        yield result.sample
 
 
 def map_to_original(amap: torch.Tensor, ori_shape: Sequence[int]) -> np.ndarray:

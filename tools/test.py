@@ -8,6 +8,7 @@ from mmengine.config import DictAction
 from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
+from anomaly_plugin.apis import checkpoint_error_message
 from anomaly_plugin.engine import load_tool_config, teardown_distributed
 from anomaly_plugin.evaluation import METRIC_KEYS
 
@@ -51,8 +52,9 @@ def main():
     runner = Runner.from_cfg(cfg)
     try:
         runner.load_checkpoint(args.checkpoint, map_location='cpu', strict=True)
-    except RuntimeError as e:
-        raise SystemExit(f'{args.checkpoint} does not fit the model of {args.config}:\n{e}') from e
+    except (RuntimeError, FileNotFoundError) as e:  # incl. UnsafeCheckpointError
+        # an unsafe or missing file says so; only mismatched weights "do not fit"
+        raise SystemExit(checkpoint_error_message(e, args.checkpoint, args.config)) from e
     metrics = runner.test()
     if is_main_process():
         out = {k: float(metrics[k]) for k in METRIC_KEYS if k in metrics}

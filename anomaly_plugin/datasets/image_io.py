@@ -130,11 +130,16 @@ def read_mask(path: str, threshold: Optional[float] = None) -> np.ndarray:
     alpha channel is ignored). Values are compared at the file's own bit
     depth, without rescaling.
 
+    The default rule (``threshold=None``) reads both common encodings: a
+    mask whose values are all 0 or 1 is a 0/1 mask (anomalous where 1);
+    any other mask is thresholded at half the dtype's maximum (``> 127``
+    for 8 bit, ``> 32767`` for 16 bit), so 0/255 masks and anti-aliased
+    edges read as usual.
+
     Args:
         path: mask file, any channel count, 8 or 16 bit.
-        threshold: binarisation threshold in the file's units. None means
-            half the dtype's maximum: ``> 127`` for 8 bit, ``> 32767`` for
-            16 bit. Use 0 for masks stored as 0/1.
+        threshold: binarisation threshold in the file's units; None for the
+            default rule above.
 
     Returns:
         (H, W) uint8 array with values in {0, 1}.
@@ -144,9 +149,9 @@ def read_mask(path: str, threshold: Optional[float] = None) -> np.ndarray:
         ValueError: the file cannot be decoded or has an unsupported type.
     """
     arr = _decode(path, 'Mask')
-    if threshold is None:
-        threshold = np.iinfo(arr.dtype).max // 2
     if arr.ndim == 3:
         colour = arr[:, :, :1] if arr.shape[2] == 2 else arr[:, :, :3]
         arr = colour.max(axis=2)  # (H, W), any channel counts
+    if threshold is None:
+        threshold = 0 if arr.max() <= 1 else np.iinfo(arr.dtype).max // 2
     return (arr > threshold).astype(np.uint8)

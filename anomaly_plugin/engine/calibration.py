@@ -40,14 +40,14 @@ def collect_predictions(model, dataloader: Iterable,
 
     Returns:
         dict with ``scores`` (N,) float32, ``labels`` (N,) int64,
-        ``maps`` (N, H, W) float32 and ``masks`` (N, H, W) uint8 (None when
-        the set has no masks).
+        ``maps`` (N, H, W) float32, ``masks`` (N, H, W) uint8 (None when
+        the set has no masks) and ``paths`` (the N image paths).
     """
     if is_model_wrapper(model):
         model = model.module
     was_training = model.training
     model.eval()
-    scores, labels, maps, masks = [], [], [], []
+    scores, labels, maps, masks, paths = [], [], [], [], []
     bar = ProgressBar(len(dataloader)) if progress else None
     for data in dataloader:
         for s in model.test_step(data):
@@ -55,6 +55,7 @@ def collect_predictions(model, dataloader: Iterable,
             labels.append(int(s.gt_label) if 'gt_label' in s else 0)
             maps.append(s.anomaly_map.cpu().numpy())
             masks.append(s.gt_mask.cpu().numpy() if 'gt_mask' in s else None)
+            paths.append(s.get('img_path', f'#{len(paths)}'))
         if bar is not None:
             bar.update()
     model.train(was_training)
@@ -64,7 +65,29 @@ def collect_predictions(model, dataloader: Iterable,
     return dict(scores=np.asarray(scores, np.float32),
                 labels=np.asarray(labels, np.int64),
                 maps=np.stack(maps).astype(np.float32),
-                masks=np.stack(masks).astype(np.uint8) if has_masks else None)
+                masks=np.stack(masks).astype(np.uint8) if has_masks else None,
+                paths=paths)
+
+
+def check_finite(preds: Dict[str, Optional[np.ndarray]]) -> None:
+    """Refuse NaN or infinite scores and maps, naming the images.
+
+    Raises:
+        ValueError: some image score or map pixel is not finite (the
+            model diverged, e.g. a NaN loss, or a map divides by zero); a
+            threshold computed from them would be NaN.
+    """
+    bad_score = ~np.isfinite(preds['scores'])  # (N,)
+    bad_map = ~np.isfinite(preds['maps']).reshape(len(bad_score), -1).all(1)  # (N,)
+    bad = np.flatnonzero(bad_score | bad_map)
+    if bad.size:
+        paths = preds.get('paths') or [f'#{i}' for i in range(len(bad_score))]
+        names = ', '.join(str(paths[i]) for i in bad[:5]) + (' ...' if bad.size > 5 else '')
+        raise ValueError(
+            f'calibration refused: the model gives NaN or infinite values on {bad.size} of '
+            f'{len(bad_score)} calibration images ({int(bad_score.sum())} image scores, '
+            f'{int(bad_map.sum())} anomaly maps), e.g. {names}; the model has diverged '
+            '(check the training loss) or its map is not defined on these images')
 
 
 def compute_calibration(preds: Dict[str, Optional[np.ndarray]], mode: str = 'auto',
@@ -80,6 +103,10 @@ def compute_calibration(preds: Dict[str, Optional[np.ndarray]], mode: str = 'aut
             pixels used by ``'quantile'`` mode.
         image_threshold, pixel_threshold: values used by ``'manual'`` mode.
 
+    Raises:
+        ValueError: an unknown mode, a set that cannot serve the mode, or
+            NaN / infinite predictions (see :func:`check_finite`).
+
     Returns:
         dict with ``image_threshold``, ``pixel_threshold``, ``image_min``,
         ``image_max``, ``pixel_min``, ``pixel_max``.
@@ -88,6 +115,7 @@ def compute_calibration(preds: Dict[str, Optional[np.ndarray]], mode: str = 'aut
         raise ValueError(f'calibration mode must be one of {MODES}, got {mode!r}')
     scores, labels, maps, masks = (preds['scores'], preds['labels'],
                                    preds['maps'], preds['masks'])
+    check_finite(preds)
     has_anomalies = bool((labels == 1).any()) and bool((labels == 0).any())
     if mode == 'auto':
         mode = 'f1' if has_anomalies else 'quantile'

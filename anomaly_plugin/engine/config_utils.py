@@ -1,4 +1,4 @@
-"""Config helpers shared by the tools: top-level shortcuts and CPU fallbacks."""
+"""Config helpers shared by the tools: command-line shortcuts and CPU fallbacks."""
 import copy
 from typing import Any, Dict, Iterator, Optional, Tuple
 
@@ -30,30 +30,47 @@ def _as_size(size) -> Tuple[int, int]:
     return h, w
 
 
-def apply_shortcuts(cfg: Config, options: Optional[Dict[str, Any]] = None) -> Config:
-    """Propagate the config's top-level shortcut keys.
+#: top-level keys that the tools' ``--cfg-options`` propagate to every place
+#: they are used (see :func:`apply_shortcuts`)
+SHORTCUTS = ('data_root', 'img_size', 'holdout_ratio', 'visualize')
 
-    ``img_size`` (always, when the config has one): every ``Resize`` of every
-    pipeline, so a config sets its input size in one place (an int means
-    square). ``data_root`` (when given in ``options``): every dataset's
-    ``data_root``. ``visualize`` (when given in ``options``): the
-    ``AnomalyVisualizationHook``'s ``enable``.
+
+def apply_shortcuts(cfg: Config, options: Optional[Dict[str, Any]] = None) -> Config:
+    """Propagate the shortcut keys given in ``options``.
+
+    Only what ``options`` names changes: a config loaded by
+    ``Config.fromfile`` alone already holds consistent values (each config
+    writes its sizes into its pipelines itself), so nothing is rewritten
+    unless asked for.
+
+    ``data_root``: every dataset's ``data_root``. ``img_size``: every
+    ``Resize`` of every pipeline (an int means square). ``holdout_ratio``:
+    every training or holdout dataset (the calibration set follows).
+    ``visualize``: the ``AnomalyVisualizationHook``'s ``enable``. The
+    top-level key is set too, so the config stays self-consistent.
     """
     options = options or {}
     if 'data_root' in options:
+        cfg.data_root = options['data_root']
         for ds in _datasets(cfg):
             ds['data_root'] = options['data_root']
-    if cfg.get('img_size') is not None:
-        size = _as_size(cfg.img_size)
+    if 'img_size' in options:
+        size = _as_size(options['img_size'])
         cfg.img_size = size
         for ds in _datasets(cfg):
             for t in ds.get('pipeline', []) or []:
                 if _type_name(t.get('type')).split('.')[-1] == 'Resize':
                     t['size'] = size
+    if 'holdout_ratio' in options:
+        cfg.holdout_ratio = float(options['holdout_ratio'])
+        for ds in _datasets(cfg):
+            if ds.get('split', 'train') in ('train', 'holdout') or 'holdout_ratio' in ds:
+                ds['holdout_ratio'] = cfg.holdout_ratio
     if 'visualize' in options:
+        cfg.visualize = bool(options['visualize'])
         for hook in cfg.get('custom_hooks', []) or []:
             if _type_name(hook.get('type')).endswith('AnomalyVisualizationHook'):
-                hook['enable'] = bool(options['visualize'])
+                hook['enable'] = cfg.visualize
     return cfg
 
 

@@ -75,6 +75,7 @@ class FitLoop(BaseLoop):
         with torch.no_grad():
             for data in self.dataloader:
                 data = model.data_preprocessor(data, False)
+                model.note_input_size(data['inputs'])
                 n = data['inputs'].shape[0]
                 sel = keep[pos:pos + n]
                 if sel.any():

@@ -8,8 +8,10 @@ import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
+from anomaly_plugin.datasets.image_io import read_mask
 from anomaly_plugin.registry import METRICS
 
+from .binned import BinnedCounts, bin_edges, binned_metrics
 from .functional import (
     _ap_from_curve,
     _auroc_from_curve,
@@ -23,6 +25,9 @@ from .pro import _aupro_from_curve, _label_regions, _pro_curve_counts
 
 IMAGE_METRICS = ('AUROC', 'AP', 'F1max')
 PIXEL_METRICS = ('AUROC', 'AP', 'F1max', 'AUPRO')
+RESOLUTIONS = ('input', 'original')
+# at most this many stored scores are sorted to place the bin edges
+_EDGE_SAMPLE = 2**22
 
 
 def _select(metrics: Union[str, Sequence[str]], allowed: Tuple[str, ...],
@@ -120,10 +125,18 @@ class ImageMetric(BaseMetric):
             ``{name: value}`` with float values in [0, 1].
         """
         owner = type(self).__name__
+        if not results:
+            raise ValueError(f'{owner}: no samples to evaluate')
         scores = np.array([r['score'] for r in results], dtype=np.float32)
         labels = np.array([r['label'] for r in results], dtype=np.int8)
         labels = _check_binary(labels, owner, 'gt_label')
         scores = _check_scores(scores, owner, 'pred_score')
+        num_pos = int(labels.sum())
+        if num_pos in (0, labels.size):
+            raise ValueError(
+                f'{owner}: image metrics are undefined when the test set holds '
+                f'one class only (got {num_pos} anomalous and '
+                f'{labels.size - num_pos} normal images); it needs both')
         return _binary_metrics(_threshold_curve(scores, labels), self.metrics)
 
 
@@ -132,21 +145,56 @@ class PixelMetric(BaseMetric):
     """Pixel-level AUROC, average precision, F1-max and AUPRO.
 
     Reads each sample's ``gt_mask`` and ``anomaly_map``; samples without a
-    ``gt_mask`` are skipped. When no sample has a mask,
-    :meth:`compute_metrics` logs a warning and returns ``{}``. Mask pixels
-    other than 0 count as anomalous.
+    ``gt_mask`` are skipped. When no sample has a mask, or no mask has an
+    anomalous pixel, the metrics are undefined: :meth:`compute_metrics` logs
+    a warning and returns ``{}``. Mask pixels other than 0 count as
+    anomalous.
+
+    Two protocols:
+
+    - ``resolution='input'`` (default): exact metrics at the size of the
+      given maps and masks (the model input size, or ``eval_size``).
+    - ``resolution='original'``: the official full-resolution protocol.
+      Each map is upsampled bilinearly (``align_corners=False``) to its
+      image's ``ori_shape`` and compared with the mask read from
+      ``mask_path`` at its native size (all zeros for a sample without
+      ``mask_path``, which must then have an empty ``gt_mask``). Only the
+      input-size maps are kept; :meth:`compute_metrics` reads, upsamples
+      and bins one image at a time into about ``num_bins`` score bins, so
+      memory does not grow with the image size. The metrics are those of
+      the binned curves (see :mod:`.binned`), within computed bounds of
+      the exact full-resolution values: the bounds are logged and kept in
+      :attr:`last_bounds`. Needs ``ori_shape`` and ``mask_path`` in the
+      samples' metainfo, and ``mask_threshold`` when the dataset sets one.
+      The maps must cover the whole image: the test pipeline may resize
+      but not crop or flip.
 
     Args:
         metrics: subset of ``('AUROC', 'AP', 'F1max', 'AUPRO')`` to compute.
         fpr_limit: FPR integration limit of AUPRO, in (0, 1].
         eval_size: optional (h, w) (or one int for both) at which to
-            evaluate: maps are resized bilinearly and masks with nearest
-            neighbour before they are stored. By default the size given (the
-            model input size) is kept, and mask and map must match.
+            evaluate with ``resolution='input'``: maps are resized bilinearly
+            and masks with nearest neighbour before they are stored. By
+            default the size given (the model input size) is kept, and mask
+            and map must match.
+        resolution: ``'input'`` or ``'original'`` (see above).
+        num_bins: about how many score bins ``resolution='original'`` uses
+            (at least 16); more bins give smaller bounds at little cost (the
+            bounds shrink about as ``1 / num_bins``).
+        mask_threshold: mask binarisation threshold for
+            ``resolution='original'`` (pixel anomalous when ``> threshold``,
+            in the file's units). None uses each sample's ``mask_threshold``
+            metainfo when present, else :func:`read_mask`'s default (half the
+            dtype's maximum). Set it to match ``LoadAnomalyMask(threshold)``.
         collect_device: device used to gather results across ranks.
         prefix: prefix of the result keys, ``'pixel'`` by default, giving
             ``'pixel/AUROC'`` etc.
         collect_dir: temporary directory for gathering on CPU.
+
+    Attributes:
+        last_bounds: after :meth:`compute_metrics` (on the main process),
+            ``{name: bound}`` with ``|value - exact| <= bound``; all 0 for
+            ``resolution='input'`` (exact), ``{}`` when nothing was computed.
     """
     default_prefix = 'pixel'
 
@@ -154,6 +202,9 @@ class PixelMetric(BaseMetric):
                  metrics: Union[str, Sequence[str]] = PIXEL_METRICS,
                  fpr_limit: float = 0.3,
                  eval_size: Optional[Union[int, Sequence[int]]] = None,
+                 resolution: str = 'input',
+                 num_bins: int = 16384,
+                 mask_threshold: Optional[float] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
                  collect_dir: Optional[str] = None) -> None:
@@ -165,14 +216,27 @@ class PixelMetric(BaseMetric):
             raise ValueError(
                 f'{owner}: fpr_limit must be in (0, 1], got {fpr_limit}')
         self.fpr_limit = float(fpr_limit)
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f'{owner}: resolution must be one of '
+                             f'{RESOLUTIONS}, got {resolution!r}')
         if eval_size is not None:
+            if resolution == 'original':
+                raise ValueError(f"{owner}: eval_size cannot be combined with "
+                                 "resolution='original'")
             if isinstance(eval_size, int):
                 eval_size = (eval_size, eval_size)
             eval_size = tuple(int(s) for s in eval_size)
             if len(eval_size) != 2 or min(eval_size) <= 0:
                 raise ValueError(f'{owner}: eval_size must be a positive '
                                  f'(h, w), got {eval_size}')
+        if int(num_bins) != num_bins or num_bins < 16:
+            raise ValueError(
+                f'{owner}: num_bins must be an integer >= 16, got {num_bins}')
         self.eval_size = eval_size
+        self.resolution = resolution
+        self.num_bins = int(num_bins)
+        self.mask_threshold = mask_threshold
+        self.last_bounds: Dict[str, float] = {}
 
     def _resize(self, amap: torch.Tensor,
                 mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -183,8 +247,11 @@ class PixelMetric(BaseMetric):
         return amap, mask  # (h, w), (h, w)
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
-        """Store each sample's map (float32) and mask (bool) as numpy.
+        """Store each sample's map (float32) and ground truth as numpy.
 
+        With ``resolution='input'`` the ground truth is the mask (bool); with
+        ``'original'`` it is ``mask_path``, ``ori_shape``, the mask threshold
+        and the input-size mask packed to bits (only used to place the bins).
         A sample without ``gt_mask`` adds a ``None`` entry, so that the
         results keep one entry per sample when gathered across ranks.
 
@@ -200,6 +267,9 @@ class PixelMetric(BaseMetric):
             mask = _map_2d(_field(sample, 'gt_mask', owner), 'gt_mask', owner)
             amap = _map_2d(_field(sample, 'anomaly_map', owner), 'anomaly_map',
                            owner)
+            if self.resolution == 'original':
+                self.results.append(self._original_entry(sample, amap, mask))
+                continue
             if self.eval_size is not None:
                 amap, mask = self._resize(amap, mask)
             elif amap.shape != mask.shape:
@@ -210,6 +280,43 @@ class PixelMetric(BaseMetric):
                 dict(anomaly_map=amap.to(torch.float32).cpu().numpy().copy(),
                      gt_mask=(mask != 0).cpu().numpy()))
 
+    def _original_entry(self, sample: dict, amap: torch.Tensor,
+                        mask: torch.Tensor) -> dict:
+        """The stored entry of one sample for ``resolution='original'``."""
+        owner = type(self).__name__
+        img_path = sample.get('img_path', None)
+        ori_shape = sample.get('ori_shape', None)
+        if ori_shape is None:
+            raise KeyError(
+                f"{owner}: resolution='original' needs 'ori_shape' in the "
+                f'metainfo of the data samples (image {img_path!r}); add it to '
+                "PackAnomalyInputs' meta_keys")
+        ori_shape = tuple(int(s) for s in ori_shape)[:2]
+        mask_path = sample.get('mask_path', None)
+        mask = (mask != 0).cpu().numpy()  # (h, w) bool
+        if mask_path is None and mask.any():
+            raise ValueError(
+                f"{owner}: resolution='original' reads masks from "
+                f"'mask_path', but image {img_path!r} has anomalous gt_mask "
+                "pixels and no mask_path; use resolution='input' or add "
+                "'mask_path' to PackAnomalyInputs' meta_keys")
+        threshold = self.mask_threshold
+        if threshold is None:
+            threshold = sample.get('mask_threshold', None)
+        amap = amap.to(torch.float32).cpu().numpy().copy()  # (h, w)
+        # input-size mask, only to place bins on the anomalous scores
+        hint = np.packbits(mask) if mask.shape == amap.shape else None
+        return dict(anomaly_map=amap, mask_hint=hint, img_path=img_path,
+                    mask_path=None if mask_path is None else str(mask_path),
+                    ori_shape=ori_shape, mask_threshold=threshold)
+
+    def _warn_no_anomaly(self, detail: str) -> Dict[str, float]:
+        print_log(f'{type(self).__name__}: pixel metrics are undefined '
+                  'because no ground-truth mask has an anomalous pixel '
+                  f'({detail}); they are skipped', logger='current',
+                  level=logging.WARNING)
+        return {}
+
     def compute_metrics(self, results: List[Optional[dict]]
                         ) -> Dict[str, float]:
         """Compute the selected metrics over all samples with a mask.
@@ -218,19 +325,25 @@ class PixelMetric(BaseMetric):
             results: the per-sample entries of all ranks.
 
         Returns:
-            ``{name: value}`` with float values in [0, 1], or ``{}`` when no
-            sample had a mask.
+            ``{name: value}`` with float values in [0, 1], or ``{}`` (after
+            a logged warning) when no sample had a mask or no mask has an
+            anomalous pixel.
         """
         owner = type(self).__name__
+        self.last_bounds = {}
         results = [r for r in results if r is not None]
         if not results:
             print_log(f'{owner}: no sample has a gt_mask, pixel metrics are '
                       'skipped', logger='current', level=logging.WARNING)
             return {}
+        if self.resolution == 'original':
+            return self._compute_original(results)
+        masks = [r['gt_mask'] for r in results]
+        if not any(m.any() for m in masks):
+            return self._warn_no_anomaly(f'{len(masks)} masks')
         scores = np.concatenate([r['anomaly_map'].reshape(-1)
                                  for r in results])  # (n,) float32
         scores = _check_scores(scores, owner, 'anomaly_map')
-        masks = [r['gt_mask'] for r in results]
         if 'AUPRO' in self.metrics:
             # one sorted pass serves all metrics: region ids (0 = normal
             # pixel) are the binary labels, weighted for PRO
@@ -241,4 +354,71 @@ class PixelMetric(BaseMetric):
             labels = np.concatenate([m.reshape(-1) for m in masks])  # (n,)
             out = _binary_metrics(_threshold_curve(scores, labels),
                                   self.metrics)
+        self.last_bounds = {m: 0.0 for m in self.metrics}
+        return {m: out[m] for m in self.metrics}
+
+    def _edges(self, results: List[dict]) -> np.ndarray:
+        """Pass 1: bin thresholds from the stored input-size maps.
+
+        Bilinear upsampling takes convex combinations, so the full-size
+        scores lie in the range of the stored ones.
+        """
+        owner = type(self).__name__
+        total = sum(r['anomaly_map'].size for r in results)
+        step = -(-total // _EDGE_SAMPLE)  # ceil: keep at most _EDGE_SAMPLE
+        vmin, vmax = np.inf, -np.inf
+        values, pos_values = [], []
+        for i, r in enumerate(results):
+            amap = r['anomaly_map']  # (h, w) float32
+            if not np.isfinite(amap).all():
+                what = 'NaN' if np.isnan(amap).any() else 'infinite values'
+                raise ValueError(
+                    f'{owner}: {what} in anomaly_map of {r["img_path"]!r}; '
+                    "resolution='original' needs finite maps")
+            vmin, vmax = min(vmin, amap.min()), max(vmax, amap.max())
+            flat = amap.reshape(-1)  # (h * w,)
+            values.append(flat[i % step::step])
+            if r['mask_hint'] is not None:
+                hint = np.unpackbits(r['mask_hint'], count=flat.size)
+                pos_values.append(flat[hint.view(bool)][i % step::step])
+        pos_values = (np.concatenate(pos_values) if pos_values else
+                      np.empty(0, dtype=np.float32))
+        return bin_edges(np.concatenate(values), pos_values, float(vmin),
+                         float(vmax), self.num_bins)
+
+    def _compute_original(self, results: List[dict]) -> Dict[str, float]:
+        """Binned metrics at the images' original sizes (two passes)."""
+        owner = type(self).__name__
+        num_masks = sum(r['mask_path'] is not None for r in results)
+        if num_masks == 0:
+            return self._warn_no_anomaly(
+                f'{len(results)} samples, none with a mask_path')
+        counts = BinnedCounts(self._edges(results))
+        # pass 2: one image at a time at its original size
+        for r in results:
+            shape = r['ori_shape']
+            amap = F.interpolate(
+                torch.from_numpy(r['anomaly_map'])[None, None], size=shape,
+                mode='bilinear', align_corners=False)[0, 0].numpy()  # (H, W)
+            if r['mask_path'] is None:
+                mask = np.zeros(shape, dtype=bool)  # (H, W)
+            else:
+                mask = read_mask(r['mask_path'], r['mask_threshold']) != 0
+                if mask.shape != shape:
+                    raise ValueError(
+                        f'{owner}: mask {r["mask_path"]!r} is '
+                        f'{mask.shape[0]}x{mask.shape[1]} (HxW) but the '
+                        f'ori_shape of its image {r["img_path"]!r} is '
+                        f'{shape[0]}x{shape[1]}')
+            counts.add(amap, mask)
+        if counts.pos.sum() == 0:
+            return self._warn_no_anomaly(f'{num_masks} mask files read')
+        out, bounds = binned_metrics(counts, self.metrics, self.fpr_limit)
+        self.last_bounds = {m: bounds[m] for m in self.metrics}
+        print_log(
+            f'{owner}: full-resolution metrics of {len(results)} images in '
+            f'{counts.edges.size} score bins; bounds on the error against the '
+            'exact values: ' + ', '.join(
+                f'{m} {b:.2e}' for m, b in self.last_bounds.items()),
+            logger='current', level=logging.INFO)
         return {m: out[m] for m in self.metrics}

@@ -97,6 +97,22 @@ def _aupro_from_curve(curve: _Curve, num_normal: int,
                                side='right')) + 2
     fpr = np.concatenate(([0.0], curve.fps[:stop] / num_normal))
     pro = np.concatenate(([0.0], curve.pos_cum[curve.tps[:stop]]))
+    return _aupro_from_rates(fpr, pro, fpr_limit)
+
+
+def _aupro_from_rates(fpr: np.ndarray, pro: np.ndarray,
+                      fpr_limit: float) -> float:
+    """Normalised trapezoid area of a PRO curve up to ``fpr_limit``.
+
+    Args:
+        fpr: (K,) non-decreasing false positive rates, starting at 0.
+        pro: (K,) PRO values at the same thresholds, starting at 0.
+        fpr_limit: upper integration limit in (0, 1].
+
+    Returns:
+        The area up to ``fpr_limit`` (the curve linearly interpolated there)
+        divided by ``fpr_limit``, at most 1.
+    """
     # PRO sums float weights 1 / (R * area): clip the rounding excess above 1
     return min(1.0, _partial_area(fpr, pro, fpr_limit) / fpr_limit)
 

@@ -1,4 +1,5 @@
 """Small tensor helpers shared by the models."""
+import functools
 import math
 
 import torch
@@ -38,3 +39,22 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     y = F.conv2d(F.pad(y, (r, r, 0, 0), mode=mode), k.view(1, 1, 1, -1))
     y = F.conv2d(F.pad(y, (0, 0, r, r), mode=mode), k.view(1, 1, -1, 1))
     return y.reshape(b, c, h, w)
+
+
+def float32_compute(fn):
+    """Run ``fn`` in float32 with autocast off, whatever its caller runs in.
+
+    For losses and maps whose arithmetic cancels in 16-bit floats (SSIM's
+    ``E[x^2] - mu^2``, gradient magnitudes, spectra): floating-point tensor
+    arguments are cast to float32 and autocast is disabled inside, so
+    ``--amp`` gives the same values as float32 training. Gradients flow
+    back through the casts.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        device = next((a.device.type for a in args if torch.is_tensor(a)), 'cpu')
+        args = [a.float() if torch.is_tensor(a) and a.is_floating_point() else a
+                for a in args]
+        with torch.autocast(device_type=device, enabled=False):
+            return fn(*args, **kwargs)
+    return wrapper

@@ -1,14 +1,14 @@
 from mmengine.config import read_base
 
 with read_base():
-    from .._base_.datasets.mvtec import *
+    from .._base_.datasets.mvtec_256 import *
     from .._base_.default_runtime import *
     from .._base_.schedules.fit import *
 
 from anomaly_plugin.models import AnomalyDataPreprocessor, FeatureExtractor, PaDiM, PatchGaussian
 
 checkpoint = 'checkpoints/mobilenet_v2_imagenet_mmpretrain.pth'
-img_size = (256, 256)
+# 256x256 input, resized without crop (img_size in _base_/datasets/mvtec_256.py)
 model = dict(
     type=PaDiM,
     data_preprocessor=dict(type=AnomalyDataPreprocessor),

@@ -1,7 +1,7 @@
 from mmengine.config import read_base
 
 with read_base():
-    from .._base_.datasets.mvtec import *
+    from .._base_.datasets.mvtec_256 import *
     from .._base_.default_runtime import *
     from .._base_.schedules.fit import *
 
@@ -14,7 +14,7 @@ from anomaly_plugin.models import (
 
 # ImageNet MobileNetV2, converted offline by `make weights`.
 checkpoint = 'checkpoints/mobilenet_v2_imagenet_mmpretrain.pth'
-img_size = (256, 256)  # resized, no crop
+# 256x256 input, resized without crop (img_size in _base_/datasets/mvtec_256.py)
 model = dict(
     type=PatchCore,
     data_preprocessor=dict(type=AnomalyDataPreprocessor),

@@ -152,3 +152,14 @@ def test_is_image_file():
     assert not is_image_file('notes.txt')
     assert not is_image_file('.hidden.png')
     assert not is_image_file('noext')
+
+
+def test_read_mask_reads_0_1_masks(tmp_path):
+    # masks stored as 0/1 used to read as empty under the > 127 rule
+    values = np.array([[0, 1, 1, 0]], np.uint8)
+    np.testing.assert_array_equal(read_mask(_write(tmp_path / 'm01.png', values)),
+                                  [[0, 1, 1, 0]])
+    np.testing.assert_array_equal(
+        read_mask(_write(tmp_path / 'm16.png', values.astype(np.uint16))), [[0, 1, 1, 0]])
+    # an explicit threshold still decides
+    assert not read_mask(_write(tmp_path / 'm01b.png', values), threshold=1).any()

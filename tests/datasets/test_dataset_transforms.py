@@ -183,3 +183,25 @@ def test_registry_gives_plugin_transforms():
     assert isinstance(TRANSFORMS.build(dict(type='RandomFlip')), RandomFlip)
     assert isinstance(TRANSFORMS.build(dict(type='CenterCrop', size=4)),
                       CenterCrop)
+
+
+def test_load_mask_warns_about_empty_defect_masks(tmp_path, monkeypatch):
+    from anomaly_plugin.datasets.transforms import loading
+    logged = []
+    monkeypatch.setattr(loading, 'print_log', lambda msg, **kw: logged.append(msg))
+    img = str(tmp_path / 'bad.png')
+    cv2.imwrite(img, np.zeros((6, 6, 3), np.uint8))
+    empty = str(tmp_path / 'bad_mask.png')
+    cv2.imwrite(empty, np.zeros((6, 6), np.uint8))
+    load = [LoadAnomalyImage(), LoadAnomalyMask()]
+    out = dict(img_path=img, mask_path=empty, gt_label=1)
+    for t in load:
+        out = t(out)
+    assert len(logged) == 1 and 'bad.png' in logged[0] and 'bad_mask.png' in logged[0]
+    # a normal image with an empty mask is expected: no warning
+    normal = str(tmp_path / 'ok_mask.png')
+    cv2.imwrite(normal, np.zeros((6, 6), np.uint8))
+    results = dict(img_path=img, mask_path=normal, gt_label=0)
+    for t in load:
+        results = t(results)
+    assert len(logged) == 1 and not out.get('gt_mask').any()

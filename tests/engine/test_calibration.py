@@ -47,3 +47,16 @@ def test_manual_and_errors():
         compute_calibration(p, mode='f1')
     with pytest.raises(ValueError, match='mode'):
         compute_calibration(p, mode='best')
+
+
+@pytest.mark.parametrize('where', ['score', 'map'])
+@pytest.mark.parametrize('value', [np.nan, np.inf])
+def test_non_finite_predictions_are_refused(where, value):
+    p = _preds(False)
+    p['paths'] = [f'img{i}.png' for i in range(len(p['scores']))]
+    if where == 'score':
+        p['scores'][3] = value
+    else:
+        p['maps'][3, 1, 1] = value
+    with pytest.raises(ValueError, match='NaN or infinite.*img3.png'):
+        compute_calibration(p, mode='quantile')

@@ -164,3 +164,38 @@ def test_metric_errors_and_registry():
     metric = METRICS.build(dict(type='PixelMetric', eval_size=(4, 4)))
     assert isinstance(metric, PixelMetric) and metric.eval_size == (4, 4)
     assert isinstance(METRICS.build(dict(type='ImageMetric')), ImageMetric)
+
+
+@pytest.mark.parametrize('names', [('AUROC', 'AP', 'F1max', 'AUPRO'), ('AUROC', 'AP')])
+def test_pixel_metric_all_masks_empty_warns(monkeypatch, names):
+    logged = []
+    monkeypatch.setattr(metrics_module, 'print_log',
+                        lambda msg, **kwargs: logged.append((msg, kwargs)))
+    samples = _samples(7)
+    for s in samples:  # anomalous labels, but no anomalous mask pixel
+        s['gt_mask'] = torch.zeros_like(s['gt_mask'])
+    metric = PixelMetric(metrics=names)
+    assert _run(metric, samples) == {}
+    assert len(logged) == 1
+    assert 'no ground-truth mask has an anomalous pixel' in logged[0][0]
+    assert logged[0][1]['level'] == logging.WARNING
+    assert metric.last_bounds == {}
+    # the image metrics are still computed
+    assert set(_run(ImageMetric(), samples)) == {
+        'image/AUROC', 'image/AP', 'image/F1max'}
+
+
+def test_image_metric_needs_both_classes():
+    metric = ImageMetric()
+    with pytest.raises(ValueError, match='no samples'):
+        metric.compute_metrics([])
+    samples = [s for s in _samples(8) if int(s['gt_label']) == 0]
+    metric.process(None, samples)
+    with pytest.raises(ValueError, match=r'one class only \(got 0 anomalous and 3 normal'):
+        metric.evaluate(len(samples))
+
+
+def test_pixel_metric_input_bounds_are_zero():
+    metric = PixelMetric(metrics=['AUROC', 'AUPRO'])
+    _run(metric, _samples(9))
+    assert metric.last_bounds == {'AUROC': 0.0, 'AUPRO': 0.0}

@@ -80,8 +80,8 @@ def test_infer_tool(trained):
     assert {r['decision'] for r in rows} <= {'OK', 'NG'}
     with open(out_dir / 'results.csv') as f:
         assert len(list(csv.DictReader(f))) == 4
-    heat = cv2.imread(str(out_dir / '000_heatmap.png'))
-    mask = cv2.imread(str(out_dir / '000_mask.png'), cv2.IMREAD_UNCHANGED)
+    heat = cv2.imread(str(out_dir / '000.jpg_heatmap.png'))
+    mask = cv2.imread(str(out_dir / '000.jpg_mask.png'), cv2.IMREAD_UNCHANGED)
     assert heat.shape == (40, 40, 3) and mask.shape == (40, 40)  # original size
     assert set(mask.ravel().tolist()) <= {0, 255}
 

@@ -57,3 +57,28 @@ def test_hook_uses_one_scale_for_the_run(tmp_path):
     assert a[25, 12, 0] > a[25, 12, 2]
     assert b[25, 12, 2] > b[25, 12, 0]
     assert a.shape == (8 + 20, 4 * 8, 3)  # original size: map upsampled
+
+
+def test_hook_ground_truth_uses_the_dataset_mask_threshold(tmp_path):
+    # VisA-style 0/1 masks with the dataset's mask_threshold=0: the panel's
+    # ground-truth tile must show the defect
+    img = tmp_path / 'x.png'
+    cv2.imwrite(str(img), np.full((8, 8, 3), 128, np.uint8))
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:6, 2:6] = 100  # anomalous only under the dataset's threshold
+    cv2.imwrite(str(tmp_path / 'x_mask.png'), mask)
+    model = SimpleNamespace(postprocessor=AnomalyPostProcessor())
+    runner = SimpleNamespace(model=model, work_dir=str(tmp_path),
+                             logger=logging.getLogger('vis-test'))
+    hook = AnomalyVisualizationHook(enable=True)
+    s = AnomalyDataSample(metainfo=dict(img_path=str(img), mask_path=str(tmp_path / 'x_mask.png'),
+                                        mask_threshold=0, defect_type='bad'))
+    s.set_gt_label(1)
+    s.set_pred_score(1.0)
+    s.set_anomaly_map(torch.zeros(4, 4))
+    hook.before_test(runner)
+    hook.after_test_iter(runner, 0, None, [s])
+    hook.after_test_epoch(runner)
+    panel = cv2.imread(str(tmp_path / 'vis' / 'bad_x.png'))
+    gt_tile = panel[20:, 24:32]
+    assert gt_tile[3, 3].min() == 255 and gt_tile[0, 0].max() == 0

@@ -25,7 +25,7 @@ class PackAnomalyInputs(BaseTransform):
     def __init__(self,
                  meta_keys: Sequence[str] = ('img_path', 'mask_path',
                                              'ori_shape', 'img_shape',
-                                             'defect_type')):
+                                             'defect_type', 'mask_threshold')):
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:

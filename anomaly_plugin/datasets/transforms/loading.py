@@ -1,12 +1,27 @@
 """Transforms that load images and ground-truth masks."""
+import logging
 from typing import Optional
 
 import numpy as np
 from mmcv.transforms import BaseTransform
+from mmengine.logging import print_log
 
 from anomaly_plugin.registry import TRANSFORMS
 
 from ..image_io import read_image, read_mask
+
+_WARNED_EMPTY = set()
+
+
+def _warn_empty_mask(img_path: str, mask_path: str, threshold) -> None:
+    """Warn, once per mask file and process, that a defect image has an empty mask."""
+    if mask_path in _WARNED_EMPTY:
+        return
+    _WARNED_EMPTY.add(mask_path)
+    rule = f'threshold {threshold}' if threshold is not None else 'the default rule'
+    print_log(f'Defective image {img_path!r} has an empty mask: no pixel of {mask_path!r} '
+              f'is anomalous under {rule}; its pixels all count as normal in the pixel '
+              'metrics', logger='current', level=logging.WARNING)
 
 
 @TRANSFORMS.register_module()
@@ -36,13 +51,16 @@ class LoadAnomalyMask(BaseTransform):
     - ``mask_path`` is None and ``gt_label`` is 0: all zeros (H, W).
     - ``mask_path`` is None and ``gt_label`` is 1: error.
     - otherwise the mask file is read and binarised; its size must equal
-      the image's.
+      the image's. A defective image (``gt_label`` 1) whose mask has no
+      anomalous pixel is logged as a warning naming both files (once per
+      file and process).
 
     Args:
         threshold: binarisation threshold in the mask file's units (pixel
             anomalous when ``> threshold``). None uses
             ``results['mask_threshold']`` when the dataset provides it, else
-            half the dtype's maximum (127 for 8 bit).
+            :func:`read_mask`'s default rule (0/1 masks read as 0/1,
+            others ``> 127`` for 8 bit).
     """
 
     def __init__(self, threshold: Optional[float] = None):
@@ -78,6 +96,8 @@ class LoadAnomalyMask(BaseTransform):
             raise ValueError(
                 f'Mask {mask_path!r} is {mask.shape[0]}x{mask.shape[1]} (HxW) '
                 f'but its image {img_path!r} is {shape[0]}x{shape[1]}')
+        if int(results.get('gt_label', 1)) == 1 and not mask.any():
+            _warn_empty_mask(img_path, mask_path, threshold)
         results['gt_mask'] = mask
         return results
 

@@ -1,26 +1,46 @@
-"""Calibrate thresholds at the end of training, before the last checkpoint."""
+"""Calibrate thresholds after training, then write them into the last checkpoint."""
 import copy
+import logging
+import os
 from typing import Optional
 
+import torch
 from mmengine.dataset import pseudo_collate
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
+from mmengine.runner.checkpoint import get_state_dict, weights_to_cpu
 from torch.utils.data import DataLoader
 
 from anomaly_plugin.registry import DATASETS, HOOKS
 
-from ..calibration import calibrate
+from ..calibration import MODES, calibrate
+from ..checkpoint import safe_load
+
+
+def _module(runner):
+    return runner.model.module if is_model_wrapper(runner.model) else runner.model
 
 
 @HOOKS.register_module()
 class CalibrationHook(Hook):
     """Fit thresholds and normalisation on a calibration set after training.
 
-    Runs once, after the last training iteration and before the checkpoint
-    hook saves (higher priority), so the saved checkpoint holds the
-    calibration. It does not depend on validation. Every rank computes the
-    same values on the whole calibration set.
+    Training never loses its result to this step: the settings are checked
+    and the calibration set is built before training starts (a setting that
+    cannot work stops the run at once), and calibration runs in
+    ``after_train``, once the checkpoint hook has saved the trained model.
+    The calibrated state is then written into that last checkpoint (the
+    file is replaced atomically). If calibration fails, the saved
+    checkpoint stays as it was, uncalibrated, and the error names it. It
+    does not depend on validation. Every rank computes the same values on
+    the whole calibration set.
+
+    With ``holdout_ratio=0`` (nothing held out) and the default
+    ``dataset=dict(split='holdout')``, calibration is skipped with a
+    warning: the checkpoint has no thresholds (decisions read 'n/a') until
+    a calibration set is given.
 
     Models with a ``fit_normal_statistics(dataloader)`` method (statistics
     of their raw maps on normal images, e.g. the per-level residual
@@ -49,6 +69,8 @@ class CalibrationHook(Hook):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.calib_kwargs = calib_kwargs
+        self._dataset = None
+        self._skip: Optional[str] = None
 
     @staticmethod
     def train_images_config(runner) -> dict:
@@ -67,13 +89,44 @@ class CalibrationHook(Hook):
 
     def build_dataloader(self, runner, dataset_cfg: Optional[dict] = None) -> DataLoader:
         """Loader of ``dataset_cfg``, by default the calibration set."""
-        dataset = DATASETS.build(dataset_cfg or self.dataset_config(runner))
+        if dataset_cfg is None:
+            dataset = self._dataset or DATASETS.build(self.dataset_config(runner))
+        else:
+            dataset = DATASETS.build(dataset_cfg)
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=False,
                           num_workers=self.num_workers, collate_fn=pseudo_collate)
 
+    # ------------------------------------------------------------ start-up
+    def before_train(self, runner) -> None:
+        """Check the settings and build the calibration set now, not after training."""
+        self._dataset, self._skip = None, None
+        kw = self.calib_kwargs
+        mode = kw.get('mode', 'auto')
+        if mode not in MODES:
+            raise ValueError(f'CalibrationHook: mode must be one of {MODES}, got {mode!r}')
+        if mode == 'manual':
+            missing = [k for k in ('image_threshold', 'pixel_threshold') if kw.get(k) is None]
+            if missing:
+                raise ValueError(f"CalibrationHook: mode='manual' needs {missing}")
+            return
+        if self.dataset_cfg is None:
+            self._skip = 'no calibration dataset is configured'
+        else:
+            cfg = self.dataset_config(runner)
+            if cfg.get('split') == 'holdout' and not float(cfg.get('holdout_ratio', 0) or 0):
+                self._skip = ('no normal training image is held out (holdout_ratio=0); '
+                              'set holdout_ratio > 0 or give a labelled calibration '
+                              "dataset (inherit=False, mode='f1')")
+            else:
+                self._dataset = DATASETS.build(cfg)
+        if self._skip:
+            print_log(f'CalibrationHook: {self._skip}: thresholds will not be calibrated '
+                      "and decisions read 'n/a'", logger='current', level=logging.WARNING)
+
+    # -------------------------------------------------------------- the work
     def fit_statistics(self, runner) -> None:
         """Call the model's ``fit_normal_statistics`` on the training images."""
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = _module(runner)
         if not callable(getattr(model, 'fit_normal_statistics', None)):
             return
         loader = self.build_dataloader(runner, self.train_images_config(runner))
@@ -84,24 +137,43 @@ class CalibrationHook(Hook):
                 logger='current')
 
     def run(self, runner) -> None:
+        """Fit the model's statistics and its calibration (in memory)."""
         self.fit_statistics(runner)
-        if self.dataset_cfg is None:
-            kw = self.calib_kwargs
-            if kw.get('mode') != 'manual':
-                print_log('CalibrationHook: no calibration dataset, skipped',
-                          logger='current')
-                return
-            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-            model.postprocessor.set_calibration(dict(
+        kw = self.calib_kwargs
+        if kw.get('mode') == 'manual':
+            _module(runner).postprocessor.set_calibration(dict(
                 image_threshold=kw['image_threshold'],
                 pixel_threshold=kw['pixel_threshold']))
+            return
+        if self._skip:
             return
         print_log('Calibrating thresholds and normalisation', logger='current')
         values = calibrate(runner.model, self.build_dataloader(runner), **self.calib_kwargs)
         print_log('Calibration: ' + ', '.join(f'{k}={v:.6g}' for k, v in values.items()),
                   logger='current')
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
-                         outputs=None) -> None:
-        if self.is_last_train_iter(runner):
+    def update_checkpoint(self, runner, path: str) -> None:
+        """Replace the model state of checkpoint ``path`` by the current one."""
+        if not is_main_process():
+            return
+        ckpt = safe_load(path, map_location='cpu')
+        ckpt['state_dict'] = weights_to_cpu(get_state_dict(_module(runner)))
+        tmp = f'{path}.calibrating'
+        torch.save(ckpt, tmp)
+        os.replace(tmp, path)
+        print_log(f'Calibration written to {path}', logger='current')
+
+    def after_train(self, runner) -> None:
+        path = runner.message_hub.get_info('last_ckpt')
+        try:
             self.run(runner)
+        except Exception as err:
+            where = (f'the checkpoint {path} was saved before calibration and is kept '
+                     'uncalibrated' if path else 'no checkpoint was saved')
+            raise RuntimeError(f'CalibrationHook: calibration failed after training '
+                               f'({where}): {err}') from err
+        if path:
+            self.update_checkpoint(runner, path)
+        else:
+            print_log('CalibrationHook: no checkpoint was saved; the calibration is in '
+                      'the model only', logger='current', level=logging.WARNING)

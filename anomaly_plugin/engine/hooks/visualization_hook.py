@@ -57,6 +57,7 @@ class AnomalyVisualizationHook(Hook):
         for s in outputs:
             self._items.append(dict(
                 img_path=s.img_path, mask_path=s.get('mask_path'),
+                mask_threshold=s.get('mask_threshold'),
                 label=int(s.gt_label) if 'gt_label' in s else 0,
                 defect=s.get('defect_type', ''), score=float(s.pred_score),
                 amap=s.anomaly_map.cpu().numpy().astype(np.float16)))
@@ -85,7 +86,7 @@ class AnomalyVisualizationHook(Hook):
             image = read_image(item['img_path'])
             amap = resize_map(item['amap'], image.shape[:2])
             pred = amap >= float(post.pixel_threshold) if post.has_threshold else None
-            gt = read_mask(item['mask_path']) if item['mask_path'] else (
+            gt = read_mask(item['mask_path'], item['mask_threshold']) if item['mask_path'] else (
                 np.zeros(image.shape[:2], np.uint8) if item['label'] == 0 else None)
             stem = osp.splitext(osp.basename(item['img_path']))[0]
             panel = render_panel(image, amap, vmin, vmax, pred, gt, alpha=self.alpha,

@@ -42,6 +42,34 @@ class BaseAnomalyDetector(BaseModel, metaclass=ABCMeta):
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.postprocessor = AnomalyPostProcessor(**(postprocess or {}))
+        # (H, W) of the images trained / fitted on, (0, 0) until then; saved
+        # with the checkpoint so prediction can refuse another input size
+        self.register_buffer('input_size', torch.zeros(2, dtype=torch.long))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before the input size was recorded load as unknown
+        state_dict.setdefault(prefix + 'input_size', torch.zeros(2, dtype=torch.long))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def note_input_size(self, inputs: torch.Tensor) -> None:
+        """Record the (H, W) of a training batch (B, C, H, W)."""
+        self.input_size.copy_(torch.tensor(inputs.shape[-2:]))
+
+    def check_input_size(self, inputs: torch.Tensor) -> None:
+        """Refuse inputs of another size than the training images.
+
+        Features and reconstructions of another scale change every score
+        without any other sign, so a test pipeline that resizes differently
+        from the training one is an error.
+        """
+        trained = tuple(int(v) for v in self.input_size)
+        got = tuple(inputs.shape[-2:])
+        if trained != (0, 0) and trained != got:
+            raise ValueError(
+                f'{type(self).__name__} was trained on {trained[0]}x{trained[1]} (HxW) '
+                f'inputs but is given {got[0]}x{got[1]}: the test pipeline resizes '
+                'differently from the training one (check the Resize steps / img_size '
+                'of the config used for testing against the one used for training)')
 
     def forward(self, inputs: torch.Tensor,
                 data_samples: Optional[List[AnomalyDataSample]] = None,
@@ -54,6 +82,7 @@ class BaseAnomalyDetector(BaseModel, metaclass=ABCMeta):
                 predictions, ``'tensor'`` -> (B, 1, h, w) raw anomaly map.
         """
         if mode == 'loss':
+            self.note_input_size(inputs)
             return self.loss(inputs, data_samples)
         if mode == 'predict':
             return self.predict(inputs, data_samples)
@@ -89,6 +118,7 @@ class BaseAnomalyDetector(BaseModel, metaclass=ABCMeta):
             with a calibrated threshold also ``pred_label``, ``pred_mask``,
             ``norm_score`` and ``norm_map`` in [0, 1] (threshold at 0.5).
         """
+        self.check_input_size(inputs)
         raw, own_scores = self.forward_maps(inputs)  # (B, 1, h, w), (B,) or None
         maps, scores = self.postprocessor(raw, inputs.shape[-2:])
         if own_scores is not None:

@@ -11,6 +11,7 @@ from torch import nn
 
 from anomaly_plugin.registry import MODELS
 
+from ..utils import float32_compute
 from .ssim import check_image_pair
 
 
@@ -20,6 +21,7 @@ def _prewitt_kernels(dtype, device) -> torch.Tensor:
     return torch.stack([kx, kx.t()]).unsqueeze(1)
 
 
+@float32_compute
 def gms_map(pred: torch.Tensor, target: torch.Tensor, c: float = 0.0026,
             eps: float = 1e-12) -> torch.Tensor:
     """Gradient magnitude similarity of single-channel images.
@@ -95,6 +97,7 @@ class MSGMSLoss(nn.Module):
             out.append(1 - gms_map(gray_p, gray_t, self.c, self.eps))
         return out
 
+    @float32_compute
     def map(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-pixel dissimilarity.
 
@@ -115,6 +118,7 @@ class MSGMSLoss(nn.Module):
             out = F.avg_pool2d(F.pad(out, [k // 2] * 4, mode='replicate'), k, stride=1)
         return out
 
+    @float32_compute
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Scalar loss.
 

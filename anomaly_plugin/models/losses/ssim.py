@@ -13,6 +13,8 @@ from torch import nn
 
 from anomaly_plugin.registry import MODELS
 
+from ..utils import float32_compute
+
 
 def check_image_pair(pred: torch.Tensor, target: torch.Tensor, min_size: int = 1) -> None:
     """Raise a ValueError unless ``pred`` and ``target`` are equal-shape image batches.
@@ -80,6 +82,7 @@ def _gaussian_blur(x: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     return F.conv2d(F.conv2d(x, kh, groups=c), kw, groups=c)
 
 
+@float32_compute
 def ssim_map(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5,
              data_range: float = 1.0) -> torch.Tensor:
     """Per-pixel, per-channel SSIM at the input size.
@@ -147,6 +150,7 @@ class SSIMLoss(nn.Module):
         self.data_range = float(data_range)
         self.loss_weight = float(loss_weight)
 
+    @float32_compute
     def map(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-pixel dissimilarity.
 
@@ -160,6 +164,7 @@ class SSIMLoss(nn.Module):
         ssim = ssim_map(pred, target, self.window, self.sigma, self.data_range)
         return 1 - ssim.mean(1, keepdim=True)
 
+    @float32_compute
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Scalar loss.
 

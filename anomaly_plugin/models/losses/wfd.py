@@ -15,6 +15,7 @@ from torch import nn
 
 from anomaly_plugin.registry import MODELS
 
+from ..utils import float32_compute
 from .ssim import check_image_pair
 
 
@@ -90,6 +91,7 @@ class WFDLoss(nn.Module):
         weights = frequency_weights(h, w, self.alpha, self.floor, pred.dtype, pred.device)
         return spec, weights
 
+    @float32_compute
     def map(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-pixel weighted error.
 
@@ -104,6 +106,7 @@ class WFDLoss(nn.Module):
         filtered = torch.fft.ifft2(spec * weights.sqrt()).real  # (B, C, H, W)
         return filtered.pow(2).mean(1, keepdim=True)
 
+    @float32_compute
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Scalar loss.
 

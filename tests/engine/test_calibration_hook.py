@@ -1,0 +1,84 @@
+"""CalibrationHook: settings checked at start-up, the trained checkpoint saved first."""
+import pytest
+import torch
+from conftest import AE_CONFIG, make_mvtec, options_to_cli, run_tool, tiny_ae_options
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+import anomaly_plugin  # noqa: F401
+from anomaly_plugin.engine import disable_validation, load_tool_config, merge_options, safe_load
+from anomaly_plugin.engine.hooks import calibration_hook
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    return make_mvtec(tmp_path_factory.mktemp('calib') / 'cat', size=32, n_train=10,
+                      n_good=2, n_bad=2)
+
+
+def _runner(data, work, **extra):
+    cfg = merge_options(Config.fromfile(AE_CONFIG),
+                        {**tiny_ae_options(data, work, epochs=1), **extra})
+    return Runner.from_cfg(disable_validation(cfg))
+
+
+def _thresholds(path):
+    sd = safe_load(str(path))['state_dict']
+    return float(sd['postprocessor.image_threshold']), float(sd['postprocessor.pixel_threshold'])
+
+
+def test_holdout_ratio_shortcut_reaches_the_datasets():
+    cfg = load_tool_config(AE_CONFIG, {'holdout_ratio': 0})
+    assert cfg.holdout_ratio == 0 and cfg.train_dataloader.dataset.holdout_ratio == 0
+    assert Config.fromfile(AE_CONFIG).train_dataloader.dataset.holdout_ratio == 0.1
+
+
+def test_holdout_zero_trains_saves_and_skips_calibration(data, tmp_path):
+    # the tool as a user runs it, progress bars on
+    work = tmp_path / 'work'
+    opts = tiny_ae_options(data, work, epochs=1)
+    opts['holdout_ratio'] = 0
+    out = run_tool(['tools/train.py', AE_CONFIG, '--cfg-options', *options_to_cli(opts)])
+    assert 'no normal training image is held out' in out
+    image_thr, pixel_thr = _thresholds(work / 'epoch_1.pth')
+    assert image_thr != image_thr and pixel_thr != pixel_thr  # NaN: not calibrated
+
+
+def test_calibration_written_into_the_saved_checkpoint(data, tmp_path):
+    runner = _runner(data, tmp_path / 'work')
+    runner.train()
+    image_thr, pixel_thr = _thresholds(tmp_path / 'work' / 'epoch_1.pth')
+    post = runner.model.postprocessor
+    assert image_thr == pytest.approx(float(post.image_threshold))
+    assert pixel_thr == pytest.approx(float(post.pixel_threshold))
+    # the rest of the checkpoint is MMEngine's: it still resumes
+    ckpt = safe_load(str(tmp_path / 'work' / 'epoch_1.pth'))
+    assert ckpt['meta']['epoch'] == 1 and 'optimizer' in ckpt
+
+
+def test_failed_calibration_keeps_the_trained_checkpoint(data, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError('calibration exploded')
+
+    monkeypatch.setattr(calibration_hook, 'calibrate', broken)
+    runner = _runner(data, tmp_path / 'work')
+    with pytest.raises(RuntimeError, match='epoch_1.pth was saved before calibration'):
+        runner.train()
+    path = tmp_path / 'work' / 'epoch_1.pth'
+    model = _runner(data, tmp_path / 'other').model
+    model.load_state_dict(safe_load(str(path))['state_dict'])  # the trained weights
+    trained = runner.model.state_dict()
+    assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items()
+               if not k.startswith('postprocessor'))
+
+
+def test_bad_calibration_settings_stop_before_training(data, tmp_path):
+    cfg = merge_options(Config.fromfile(AE_CONFIG), tiny_ae_options(data, tmp_path / 'w', 1))
+    hook = cfg.custom_hooks[1]
+    assert hook['type'].__name__ == 'CalibrationHook'
+    hook['dataset'] = dict(type='MVTecADDataset', data_root=str(tmp_path / 'no'), split='test')
+    hook['inherit'] = False
+    runner = Runner.from_cfg(disable_validation(cfg))
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        runner.train()
+    assert runner.iter == 0 and not (tmp_path / 'w' / 'epoch_1.pth').exists()

@@ -1,0 +1,244 @@
+"""tools/infer.py on awkward inputs, the dist_*.sh interpreter choice and
+tools/test.py's checkpoint errors (the tools run as subprocesses, as users run them)."""
+import csv
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import AE_CONFIG, ROOT, make_mvtec, options_to_cli, run_tool, tiny_ae_options
+from mmengine.config import Config
+
+import anomaly_plugin  # noqa: F401  (registers the modules)
+from anomaly_plugin.apis import inference, inference_results, init_detector
+
+FIELDS = ['image', 'score', 'norm_score', 'decision', 'heatmap', 'mask', 'error']
+MODEL_OPTS = ('model.', 'img_size')
+
+
+def run_failing(args):
+    """Run ``python ARGS`` from the repository root; it must fail."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def image(h, w, seed):
+    rng = np.random.default_rng(seed)
+    return rng.integers(90, 160, (h, w, 3), dtype=np.uint8)
+
+
+def write_bad_files(folder):
+    """A truncated PNG, a 0-byte PNG and a text file named .png."""
+    folder.mkdir(parents=True, exist_ok=True)
+    png = cv2.imencode('.png', image(40, 40, 9))[1].tobytes()
+    (folder / 'truncated.png').write_bytes(png[:len(png) // 2])
+    (folder / 'empty.png').write_bytes(b'')
+    (folder / 'text.png').write_text('not an image\n')
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('infer')
+    data = make_mvtec(tmp / 'cat', size=32)
+    work = tmp / 'work'
+    opts = tiny_ae_options(data, epochs=1)
+    run_tool(['tools/train.py', AE_CONFIG, '--work-dir', str(work), '--no-validate',
+              '--cfg-options', *options_to_cli(opts)])
+    ckpt = work / 'epoch_1.pth'
+    assert ckpt.exists()
+    return dict(tmp=tmp, data=data, work=work, ckpt=ckpt, opts=opts,
+                config=work / 'conv_ae_mvtec.py')
+
+
+@pytest.fixture(scope='module')
+def mixed(trained):
+    """One --recursive run over good, bad, hidden and same-stem files, from the
+    repository config + --cfg-options (the checkpoint fits only with them)."""
+    src = trained['tmp'] / 'inputs'
+    src.mkdir()
+    cv2.imwrite(str(src / 'a.png'), image(40, 40, 1))
+    cv2.imwrite(str(src / 'a.jpg'), image(36, 48, 2))  # same stem, another size
+    cv2.imwrite(str(src / 'b.png'), image(32, 32, 3))
+    (src / 'sub').mkdir()
+    cv2.imwrite(str(src / 'sub' / 'a.png'), image(24, 30, 4))  # same name, sub-folder
+    write_bad_files(src)
+    (src / '._a.png').write_bytes(b'\x00\x05\x16\x07AppleDouble')  # hidden: skipped
+    (src / '.cache').mkdir()
+    cv2.imwrite(str(src / '.cache' / 'c.png'), image(32, 32, 5))  # hidden folder
+    (src / 'notes.txt').write_text('not an image')
+    out = src / 'results'  # inside the scanned folder: never scanned itself
+    out.mkdir()
+    cv2.imwrite(str(out / 'old_heatmap.png'), image(8, 8, 6))
+    opts = {k: v for k, v in trained['opts'].items() if k.startswith(MODEL_OPTS)}
+    log = run_tool(['tools/infer.py', AE_CONFIG, str(trained['ckpt']), str(src),
+                    '--out', str(out), '--recursive', '--batch-size', '2',
+                    '--cfg-options', *options_to_cli(opts)])
+    rows = json.loads((out / 'results.json').read_text())
+    with open(out / 'results.csv', newline='') as f:
+        reader = csv.DictReader(f)
+        csv_rows = list(reader)
+        header = reader.fieldnames
+    return dict(src=src, out=out, log=log, rows={r['image']: r for r in rows},
+                order=[r['image'] for r in rows], csv_rows=csv_rows, header=header)
+
+
+def test_infer_reports_unreadable_files_and_scores_the_rest(mixed):
+    src = mixed['src']
+    expected = ['a.jpg', 'a.png', 'b.png', 'empty.png', os.path.join('sub', 'a.png'),
+                'text.png', 'truncated.png']
+    assert mixed['order'] == [str(src / p) for p in expected]  # hidden files skipped
+    rows = mixed['rows']
+    for bad in ('empty.png', 'text.png', 'truncated.png'):
+        row = rows[str(src / bad)]
+        assert row['decision'] == 'error' and row['score'] is None
+        assert row['heatmap'] is None and bad in row['error']
+    assert 'empty (0 bytes)' in rows[str(src / 'empty.png')]['error']
+    assert 'Cannot decode' in rows[str(src / 'truncated.png')]['error']
+    good = [r for r in rows.values() if r['decision'] != 'error']
+    assert len(good) == 4
+    assert all(r['decision'] in ('OK', 'NG') and np.isfinite(r['score']) for r in good)
+    assert '7 images: 4 scored' in mixed['log'] and '3 could not be read' in mixed['log']
+
+
+def test_infer_csv_has_every_row_with_fixed_columns(mixed):
+    assert mixed['header'] == FIELDS
+    assert [r['image'] for r in mixed['csv_rows']] == mixed['order']
+    by_image = {r['image']: r for r in mixed['csv_rows']}
+    empty = by_image[str(mixed['src'] / 'empty.png')]
+    assert empty['decision'] == 'error' and empty['score'] == '' and empty['error']
+    assert float(by_image[str(mixed['src'] / 'b.png')]['score']) == pytest.approx(
+        mixed['rows'][str(mixed['src'] / 'b.png')]['score'])
+
+
+def test_infer_same_stems_get_their_own_outputs(mixed):
+    src, out, rows = mixed['src'], mixed['out'], mixed['rows']
+    shapes = {'a.png': (40, 40), 'a.jpg': (36, 48), os.path.join('sub', 'a.png'): (24, 30)}
+    for name, shape in shapes.items():
+        row = rows[str(src / name)]
+        assert row['heatmap'] == f'{name}_heatmap.png'
+        assert row['mask'] == f'{name}_mask.png'
+        heat = cv2.imread(str(out / row['heatmap']))
+        mask = cv2.imread(str(out / row['mask']), cv2.IMREAD_UNCHANGED)
+        assert heat.shape == (*shape, 3) and mask.shape == shape  # each at its own size
+        assert set(mask.ravel().tolist()) <= {0, 255}
+
+
+def test_infer_exits_nonzero_only_when_nothing_is_scored(trained):
+    src = trained['tmp'] / 'all_bad'
+    write_bad_files(src)
+    out = trained['tmp'] / 'all_bad_out'
+    proc = run_failing(['tools/infer.py', str(trained['config']), str(trained['ckpt']),
+                        str(src), '--out', str(out)])
+    assert 'none of the 3 images could be scored' in proc.stderr
+    assert 'empty (0 bytes)' in proc.stderr
+    rows = json.loads((out / 'results.json').read_text())  # written all the same
+    assert [r['decision'] for r in rows] == ['error'] * 3
+    with open(out / 'results.csv', newline='') as f:
+        assert len(list(csv.DictReader(f))) == 3
+
+
+def load_infer_tool():
+    spec = importlib.util.spec_from_file_location('infer_tool', ROOT / 'tools' / 'infer.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_results_rows_reach_the_disk_as_they_come(tmp_path):
+    infer = load_infer_tool()
+    row = dict(image='x.png', score=1.5, norm_score=0.5, decision='NG',
+               heatmap='x.png_heatmap.png', mask='x.png_mask.png', error=None)
+    with pytest.raises(KeyboardInterrupt):
+        with infer.ResultsWriter(str(tmp_path)) as writer:
+            writer.write(row)
+            with open(tmp_path / 'results.csv', newline='') as f:  # before the end
+                assert list(csv.DictReader(f)) == [
+                    {**{k: str(v) for k, v in row.items()}, 'error': ''}]
+            raise KeyboardInterrupt  # the run stops: the rows so far are kept
+    assert json.loads((tmp_path / 'results.json').read_text()) == [row]
+
+
+def test_inference_results_isolate_a_bad_file_in_a_batch(trained, tmp_path):
+    good = [str(tmp_path / f'{i}.png') for i in range(3)]
+    for i, path in enumerate(good):
+        cv2.imwrite(path, image(32, 32, 10 + i))
+    write_bad_files(tmp_path)
+    bad = str(tmp_path / 'truncated.png')
+    by_path = init_detector(str(trained['config']), str(trained['ckpt']))
+    by_cfg = init_detector(Config.fromfile(trained['config']), str(trained['ckpt']))
+    alone = [float(s.pred_score) for s in inference(by_cfg, good, batch_size=1)]
+    results = list(inference_results(by_path, [good[0], bad, good[1], good[2]],
+                                     batch_size=2))
+    assert [r.img_path for r in results] == [good[0], bad, good[1], good[2]]
+    assert results[1].sample is None and 'Cannot decode' in str(results[1].error)
+    scores = [float(r.sample.pred_score) for r in results if r.error is None]
+    assert scores == pytest.approx(alone, rel=1e-5)
+    with pytest.raises(ValueError, match='Cannot decode'):
+        list(inference(by_path, [good[0], bad]))
+
+
+def fake_python(path, tag):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'#!/bin/sh\necho "{tag} $*"\n')
+    path.chmod(0o755)
+
+
+@pytest.mark.parametrize('script,args,tail', [
+    ('dist_train.sh', ['cfg.py', '2', '--no-validate'],
+     'train.py cfg.py --launcher pytorch --no-validate'),
+    ('dist_test.sh', ['cfg.py', 'ckpt.pth', '2', '--visualize'],
+     'test.py cfg.py ckpt.pth --launcher pytorch --visualize')])
+def test_dist_scripts_find_python_without_python_on_path(tmp_path, script, args, tail):
+    repo = tmp_path / 'repo'
+    (repo / 'tools').mkdir(parents=True)
+    shutil.copy(ROOT / 'tools' / script, repo / 'tools' / script)
+    fake_python(tmp_path / 'bin' / 'python3', 'PATH-python3')
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHON', 'VIRTUAL_ENV')}
+    env['PATH'] = f"{tmp_path / 'bin'}:/usr/bin:/bin"  # no `python` there
+
+    def launch(**extra):
+        proc = subprocess.run(['bash', str(repo / 'tools' / script), *args],
+                              env=dict(env, **extra), capture_output=True, text=True,
+                              timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        assert '-m torch.distributed.run' in proc.stdout and '--nproc_per_node=2' in proc.stdout
+        assert proc.stdout.rstrip().endswith(tail)
+        return proc.stdout.split()[0]
+
+    assert launch() == 'PATH-python3'  # no venv, no $PYTHON
+    fake_python(repo / '.venv' / 'bin' / 'python', 'venv-python')
+    assert launch() == 'venv-python'
+    fake_python(tmp_path / 'mine' / 'python', 'env-python')
+    assert launch(PYTHON=str(tmp_path / 'mine' / 'python')) == 'env-python'
+
+
+class _Payload:
+    """Unpickling this runs ``os.system`` (what a malicious checkpoint does)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}',)
+
+
+def test_test_tool_names_an_unsafe_checkpoint(trained):
+    marker = trained['tmp'] / 'pwned'
+    evil = trained['tmp'] / 'evil.pth'
+    state = torch.load(trained['ckpt'], weights_only=True)
+    torch.save(dict(state, payload=_Payload(marker)), evil)
+    proc = run_failing(['tools/test.py', str(trained['config']), str(evil),
+                        '--work-dir', str(trained['tmp'] / 'evil_test')])
+    assert f'refusing to load checkpoint {evil}' in proc.stderr
+    assert 'not plain data' in proc.stderr
+    assert 'does not fit' not in proc.stderr + proc.stdout
+    assert not marker.exists()
