@@ -1,4 +1,4 @@
-"""Test a checkpoint; writes ``<work_dir>/metrics.json``."""
+"""Test a checkpoint; writes ``<work_dir>/metrics.json`` and ``predictions.csv``."""
 import argparse
 import json
 import os
@@ -49,6 +49,12 @@ def main():
                            args.work_dir, visualize=True if args.visualize else None)
     cfg.load_from = None  # loaded strictly below: a checkpoint of another model is an error
     cfg.resume = False
+    # per-image scores and decisions beside metrics.json
+    evaluators = cfg.test_evaluator
+    evaluators = list(evaluators) if isinstance(evaluators, (list, tuple)) else [evaluators]
+    predictions = osp.join(cfg.work_dir, 'predictions.csv')
+    cfg.test_evaluator = evaluators + [dict(type='anomaly_plugin.PredictionDump',
+                                            out_file=predictions)]
     runner = Runner.from_cfg(cfg)
     try:
         runner.load_checkpoint(args.checkpoint, map_location='cpu', strict=True)
@@ -62,7 +68,7 @@ def main():
         with open(path, 'w') as f:
             json.dump(out, f, indent=2)
         print(format_table(out))
-        print(f'metrics written to {path}')
+        print(f'metrics written to {path}, per-image predictions to {predictions}')
     teardown_distributed()
 
 

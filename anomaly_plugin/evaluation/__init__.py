@@ -1,4 +1,5 @@
 """Anomaly detection metrics: functional forms and MMEngine metrics."""
+from .dump import PredictionDump
 from .functional import (
     aupro,
     auroc,
@@ -12,5 +13,5 @@ from .metrics import ImageMetric, PixelMetric
 
 __all__ = [
     'auroc', 'average_precision', 'f1_max', 'f1_max_threshold', 'pro_curve',
-    'aupro', 'ImageMetric', 'PixelMetric', 'METRIC_KEYS'
+    'aupro', 'ImageMetric', 'PixelMetric', 'PredictionDump', 'METRIC_KEYS'
 ]

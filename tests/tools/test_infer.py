@@ -200,7 +200,8 @@ def fake_python(path, tag):
 def test_dist_scripts_find_python_without_python_on_path(tmp_path, script, args, tail):
     repo = tmp_path / 'repo'
     (repo / 'tools').mkdir(parents=True)
-    shutil.copy(ROOT / 'tools' / script, repo / 'tools' / script)
+    for name in (script, 'launch.sh'):
+        shutil.copy(ROOT / 'tools' / name, repo / 'tools' / name)
     fake_python(tmp_path / 'bin' / 'python3', 'PATH-python3')
     env = {k: v for k, v in os.environ.items() if k not in ('PYTHON', 'VIRTUAL_ENV')}
     env['PATH'] = f"{tmp_path / 'bin'}:/usr/bin:/bin"  # no `python` there

@@ -1,0 +1,51 @@
+"""A config means what it says when MMEngine loads it."""
+import glob
+import os.path as osp
+
+import pytest
+from conftest import ROOT
+from mmengine.config import Config
+
+from anomaly_plugin.engine import load_tool_config
+
+CONFIGS = sorted(osp.relpath(p, ROOT) for p in glob.glob(str(ROOT / 'configs/*/*_mvtec.py')))
+KEYS = ('model', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'custom_hooks',
+        'train_cfg', 'test_evaluator', 'img_size', 'holdout_ratio', 'data_root')
+
+
+def _resizes(cfg):
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(key):
+            for t in cfg[key].dataset.pipeline:
+                if t['type'].__name__ == 'Resize':
+                    yield key, tuple(t['size'])
+
+
+def _datasets(cfg):
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(key):
+            yield key, cfg[key].dataset
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_fromfile_equals_what_the_tools_use(config):
+    plain = Config.fromfile(str(ROOT / config))
+    tool = load_tool_config(str(ROOT / config))
+    for key in KEYS:
+        assert plain.get(key) == tool.get(key), key
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_top_level_values_match_what_they_describe(config):
+    cfg = Config.fromfile(str(ROOT / config))
+    resizes = list(_resizes(cfg))
+    assert resizes and all(size == tuple(cfg.img_size) for _, size in resizes), resizes
+    for key, ds in _datasets(cfg):
+        assert ds.data_root == cfg.data_root, key
+    assert cfg.train_dataloader.dataset.holdout_ratio == cfg.holdout_ratio
+
+
+def test_feature_configs_run_at_256():
+    for config in CONFIGS:
+        if '/patchcore/' in config or '/padim/' in config:
+            assert tuple(Config.fromfile(str(ROOT / config)).img_size) == (256, 256), config
