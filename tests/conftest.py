@@ -89,4 +89,15 @@ def run_tool(args, timeout=300):
     return proc.stdout + proc.stderr
 
 
-__all__ = ['run_tool', 'AE_CONFIG', 'ROOT', 'make_mvtec', 'tiny_ae_options', 'options_to_cli']
+class UnsafePayload:
+    """Unpickling this runs ``os.system`` (what a malicious checkpoint does)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}',)
+
+
+__all__ = ['UnsafePayload', 'run_tool', 'AE_CONFIG', 'ROOT', 'make_mvtec', 'tiny_ae_options',
+           'options_to_cli']

@@ -1,8 +1,8 @@
-import os
 
 import numpy as np
 import pytest
 import torch
+from conftest import UnsafePayload
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner import CheckpointLoader
 
@@ -14,20 +14,10 @@ from anomaly_plugin.engine.hooks.plain_checkpoint_hook import (
 )
 
 
-class _Payload:
-    """Unpickling this runs ``os.system`` (what a malicious checkpoint does)."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f'touch {self.marker}',)
-
-
 def test_malicious_checkpoint_is_refused(tmp_path):
     marker = tmp_path / 'pwned'
     path = tmp_path / 'evil.pth'
-    torch.save({'state_dict': {'w': torch.zeros(1)}, 'x': _Payload(marker)}, path)
+    torch.save({'state_dict': {'w': torch.zeros(1)}, 'x': UnsafePayload(marker)}, path)
     with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
         safe_load(str(path))
     # the MMEngine loader used by Runner / load_checkpoint is routed through it

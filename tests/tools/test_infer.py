@@ -12,7 +12,15 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import AE_CONFIG, ROOT, make_mvtec, options_to_cli, run_tool, tiny_ae_options
+from conftest import (
+    AE_CONFIG,
+    ROOT,
+    UnsafePayload,
+    make_mvtec,
+    options_to_cli,
+    run_tool,
+    tiny_ae_options,
+)
 from mmengine.config import Config
 
 import anomaly_plugin  # noqa: F401  (registers the modules)
@@ -222,21 +230,11 @@ def test_dist_scripts_find_python_without_python_on_path(tmp_path, script, args,
     assert launch(PYTHON=str(tmp_path / 'mine' / 'python')) == 'env-python'
 
 
-class _Payload:
-    """Unpickling this runs ``os.system`` (what a malicious checkpoint does)."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f'touch {self.marker}',)
-
-
 def test_test_tool_names_an_unsafe_checkpoint(trained):
     marker = trained['tmp'] / 'pwned'
     evil = trained['tmp'] / 'evil.pth'
     state = torch.load(trained['ckpt'], weights_only=True)
-    torch.save(dict(state, payload=_Payload(marker)), evil)
+    torch.save(dict(state, payload=UnsafePayload(marker)), evil)
     proc = run_failing(['tools/test.py', str(trained['config']), str(evil),
                         '--work-dir', str(trained['tmp'] / 'evil_test')])
     assert f'refusing to load checkpoint {evil}' in proc.stderr
