@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-from anomaly_plugin.datasets.image_io import read_mask
 from anomaly_plugin.registry import METRICS
 
-from .binned import BinnedCounts, bin_edges, binned_metrics
+from .binned import binned_metrics
+from .full_resolution import original_size_counts
 from .functional import (
     _ap_from_curve,
     _auroc_from_curve,
@@ -26,8 +26,6 @@ from .pro import _aupro_from_curve, _label_regions, _pro_curve_counts
 IMAGE_METRICS = ('AUROC', 'AP', 'F1max')
 PIXEL_METRICS = ('AUROC', 'AP', 'F1max', 'AUPRO')
 RESOLUTIONS = ('input', 'original')
-# at most this many stored scores are sorted to place the bin edges
-_EDGE_SAMPLE = 2**22
 
 
 def _select(metrics: Union[str, Sequence[str]], allowed: Tuple[str, ...],
@@ -357,35 +355,6 @@ class PixelMetric(BaseMetric):
         self.last_bounds = {m: 0.0 for m in self.metrics}
         return {m: out[m] for m in self.metrics}
 
-    def _edges(self, results: List[dict]) -> np.ndarray:
-        """Pass 1: bin thresholds from the stored input-size maps.
-
-        Bilinear upsampling takes convex combinations, so the full-size
-        scores lie in the range of the stored ones.
-        """
-        owner = type(self).__name__
-        total = sum(r['anomaly_map'].size for r in results)
-        step = -(-total // _EDGE_SAMPLE)  # ceil: keep at most _EDGE_SAMPLE
-        vmin, vmax = np.inf, -np.inf
-        values, pos_values = [], []
-        for i, r in enumerate(results):
-            amap = r['anomaly_map']  # (h, w) float32
-            if not np.isfinite(amap).all():
-                what = 'NaN' if np.isnan(amap).any() else 'infinite values'
-                raise ValueError(
-                    f'{owner}: {what} in anomaly_map of {r["img_path"]!r}; '
-                    "resolution='original' needs finite maps")
-            vmin, vmax = min(vmin, amap.min()), max(vmax, amap.max())
-            flat = amap.reshape(-1)  # (h * w,)
-            values.append(flat[i % step::step])
-            if r['mask_hint'] is not None:
-                hint = np.unpackbits(r['mask_hint'], count=flat.size)
-                pos_values.append(flat[hint.view(bool)][i % step::step])
-        pos_values = (np.concatenate(pos_values) if pos_values else
-                      np.empty(0, dtype=np.float32))
-        return bin_edges(np.concatenate(values), pos_values, float(vmin),
-                         float(vmax), self.num_bins)
-
     def _compute_original(self, results: List[dict]) -> Dict[str, float]:
         """Binned metrics at the images' original sizes (two passes)."""
         owner = type(self).__name__
@@ -393,24 +362,7 @@ class PixelMetric(BaseMetric):
         if num_masks == 0:
             return self._warn_no_anomaly(
                 f'{len(results)} samples, none with a mask_path')
-        counts = BinnedCounts(self._edges(results))
-        # pass 2: one image at a time at its original size
-        for r in results:
-            shape = r['ori_shape']
-            amap = F.interpolate(
-                torch.from_numpy(r['anomaly_map'])[None, None], size=shape,
-                mode='bilinear', align_corners=False)[0, 0].numpy()  # (H, W)
-            if r['mask_path'] is None:
-                mask = np.zeros(shape, dtype=bool)  # (H, W)
-            else:
-                mask = read_mask(r['mask_path'], r['mask_threshold']) != 0
-                if mask.shape != shape:
-                    raise ValueError(
-                        f'{owner}: mask {r["mask_path"]!r} is '
-                        f'{mask.shape[0]}x{mask.shape[1]} (HxW) but the '
-                        f'ori_shape of its image {r["img_path"]!r} is '
-                        f'{shape[0]}x{shape[1]}')
-            counts.add(amap, mask)
+        counts = original_size_counts(results, self.num_bins, owner)
         if counts.pos.sum() == 0:
             return self._warn_no_anomaly(f'{num_masks} mask files read')
         out, bounds = binned_metrics(counts, self.metrics, self.fpr_limit)
