@@ -67,14 +67,35 @@ class PatchCore(FittedDetector):
         self._parts.append(emb)
         self._indices.append(indices.cpu())
 
-    def _gathered_parts(self) -> Tuple[List[torch.Tensor], torch.Tensor]:
-        """Every rank's parts and dataset indices (one process: as kept)."""
+    def _gather_to_main(self) -> Tuple[List[torch.Tensor], torch.Tensor]:
+        """Every rank's parts and dataset indices on the main process.
+
+        One process: the parts as kept. Distributed: the other ranks send
+        their embeddings to rank 0 one rank at a time, as tensors
+        (point-to-point, no pickling), so rank 0 holds its own features plus
+        one incoming rank's buffer at a time besides what it has received,
+        and the other ranks never hold anyone else's. Rank 0 gets the parts
+        of rank ``r`` as one tensor; the other ranks get ``([], idx)``.
+        """
         parts, idx = self._parts, torch.cat(self._indices)  # (n,)
-        if dist.get_world_size() > 1:
-            gathered = dist.all_gather_object((idx, torch.cat(parts).cpu()))
-            idx = torch.cat([g[0] for g in gathered])
-            parts = [g[1].to(parts[0].device) for g in gathered]
-        return parts, idx
+        world = dist.get_world_size()
+        if world == 1:
+            return parts, idx
+        local = torch.cat(parts)  # (n_r, D, h, w)
+        shapes = dist.all_gather_object(tuple(local.shape))
+        if dist.get_rank() != 0:
+            torch.distributed.send(local.contiguous(), dst=0)
+            torch.distributed.send(idx.to(local.device), dst=0)
+            return [], idx
+        parts, indices = [local], [idx]
+        for r in range(1, world):
+            buf = local.new_empty(shapes[r])
+            torch.distributed.recv(buf, src=r)
+            ids = torch.empty(shapes[r][0], dtype=torch.long, device=local.device)
+            torch.distributed.recv(ids, src=r)
+            parts.append(buf)
+            indices.append(ids.cpu())
+        return parts, torch.cat(indices)
 
     def fit_finish(self, progress: bool = True) -> None:
         """Put every rank's patches in dataset order, select the coreset.
@@ -82,9 +103,20 @@ class PatchCore(FittedDetector):
         The patches are copied part by part into one (n*h*w, D) matrix on the
         device of the embeddings (each part is freed once copied, so the
         peak is about one copy of the features), where the selection runs.
+        Distributed, only rank 0 gathers and selects (see
+        :meth:`_gather_to_main`); the bank is then broadcast to every rank.
         """
-        parts, idx = self._gathered_parts()
+        parts, idx = self._gather_to_main()
         self.fit_reset()
+        if parts:
+            feats = self._in_dataset_order(parts, idx)  # (n*h*w, D)
+            self.memory_bank.fit(feats, progress=progress and dist.is_main_process())
+        if dist.get_world_size() > 1:
+            self.memory_bank.broadcast_from(0)
+
+    @staticmethod
+    def _in_dataset_order(parts: List[torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
+        """(n*h*w, D) patches of ``parts`` (b_i, D, h, w) ordered by ``idx`` (n,)."""
         d, h, w = parts[0].shape[1:]
         hw = h * w
         rank = torch.empty_like(idx)  # position of each sample in dataset order
@@ -99,7 +131,7 @@ class PatchCore(FittedDetector):
                 part.permute(0, 2, 3, 1).reshape(-1, d)
             start += part.shape[0]
             del part
-        self.memory_bank.fit(feats, progress=progress and dist.is_main_process())
+        return feats
 
     def forward_maps(self, inputs: torch.Tensor):
         emb = self.extract(inputs)  # (B, D, h, w)

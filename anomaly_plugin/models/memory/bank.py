@@ -87,6 +87,16 @@ class KNNMemoryBank(DynamicBuffersMixin, nn.Module):
         self._faiss_index = None
         return idx
 
+    def broadcast_from(self, src: int = 0) -> None:
+        """Copy rank ``src``'s bank to every rank (collective)."""
+        from mmengine import dist
+        shape = [tuple(self.bank.shape)]
+        dist.broadcast_object_list(shape, src=src)
+        if dist.get_rank() != src:
+            self.bank = self.bank.new_empty(shape[0])
+        dist.broadcast(self.bank, src=src)
+        self._faiss_index = None
+
     def _faiss_search(self, queries: torch.Tensor, k: int):
         try:
             import faiss
