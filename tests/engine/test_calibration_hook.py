@@ -82,3 +82,17 @@ def test_bad_calibration_settings_stop_before_training(data, tmp_path):
     with pytest.raises(FileNotFoundError, match='does not exist'):
         runner.train()
     assert runner.iter == 0 and not (tmp_path / 'w' / 'epoch_1.pth').exists()
+
+
+def test_an_earlier_checkpoint_is_not_overwritten(data, tmp_path):
+    # epochs 1-3, a checkpoint every 2 epochs and none at the end: epoch_2.pth
+    # holds epoch-2 weights and must not get the final model's state
+    runner = _runner(data, tmp_path / 'work', **{
+        'train_cfg.max_epochs': 3, 'train_cfg.val_interval': 3,
+        'default_hooks.checkpoint.interval': 2, 'default_hooks.checkpoint.save_last': False})
+    runner.train()
+    path = tmp_path / 'work' / 'epoch_2.pth'
+    assert not (tmp_path / 'work' / 'epoch_3.pth').exists()
+    image_thr, _ = _thresholds(path)
+    assert image_thr != image_thr  # untouched: not calibrated
+    assert runner.model.postprocessor.has_threshold  # the model is

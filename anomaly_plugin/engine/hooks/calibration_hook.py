@@ -90,7 +90,9 @@ class CalibrationHook(Hook):
     def build_dataloader(self, runner, dataset_cfg: Optional[dict] = None) -> DataLoader:
         """Loader of ``dataset_cfg``, by default the calibration set."""
         if dataset_cfg is None:
-            dataset = self._dataset or DATASETS.build(self.dataset_config(runner))
+            dataset = self._dataset
+            if dataset is None:
+                dataset = DATASETS.build(self.dataset_config(runner))
         else:
             dataset = DATASETS.build(dataset_cfg)
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=False,
@@ -153,10 +155,22 @@ class CalibrationHook(Hook):
                   logger='current')
 
     def update_checkpoint(self, runner, path: str) -> None:
-        """Replace the model state of checkpoint ``path`` by the current one."""
+        """Replace the model state of checkpoint ``path`` by the current one.
+
+        Only a checkpoint of the final iteration is updated: an earlier one
+        (e.g. ``save_last=False`` with an interval that skips the end) holds
+        other weights, so the calibration then stays in the model only.
+        """
         if not is_main_process():
             return
         ckpt = safe_load(path, map_location='cpu')
+        saved_iter = ckpt.get('meta', {}).get('iter')
+        if saved_iter != runner.iter:
+            print_log(f'CalibrationHook: the last checkpoint {path} is from iteration '
+                      f'{saved_iter}, not the final iteration {runner.iter}; it is left '
+                      'as it is and the calibration is in the model only (save the last '
+                      'checkpoint: save_last=True)', logger='current', level=logging.WARNING)
+            return
         ckpt['state_dict'] = weights_to_cpu(get_state_dict(_module(runner)))
         tmp = f'{path}.calibrating'
         torch.save(ckpt, tmp)

@@ -110,7 +110,7 @@ class PatchCore(FittedDetector):
         self.fit_reset()
         if parts:
             feats = self._in_dataset_order(parts, idx)  # (n*h*w, D)
-            self.memory_bank.fit(feats, progress=progress and dist.is_main_process())
+            self.memory_bank.fit(feats, progress=progress)  # rank 0 only
         if dist.get_world_size() > 1:
             self.memory_bank.broadcast_from(0)
 
