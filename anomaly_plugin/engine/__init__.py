@@ -4,9 +4,10 @@ from .config_utils import apply_shortcuts, disable_validation, load_tool_config,
 from .dist import setup_distributed, teardown_distributed
 from .hooks import *  # noqa: F401,F403
 from .loops import FitLoop
-from .optim import CPUBF16OptimWrapper, enable_amp
+from .optim import CPUBF16OptimWrapper, MultiOptimWrapperConstructor, enable_amp
 
 __all__ = ['calibrate', 'collect_predictions', 'compute_calibration',
            'UnsafeCheckpointError', 'install_safe_loader', 'safe_load',
            'setup_distributed', 'teardown_distributed', 'apply_shortcuts', 'merge_options',
-           'disable_validation', 'load_tool_config', 'FitLoop', 'CPUBF16OptimWrapper', 'enable_amp']
+           'disable_validation', 'load_tool_config', 'FitLoop', 'CPUBF16OptimWrapper',
+           'MultiOptimWrapperConstructor', 'enable_amp']

@@ -35,6 +35,18 @@ def _as_size(size) -> Tuple[int, int]:
 SHORTCUTS = ('data_root', 'img_size', 'holdout_ratio', 'visualize')
 
 
+def _set_image_size(node: Any, size: Tuple[int, int]) -> None:
+    """Set every ``image_size`` key in a (nested) model config to ``size``."""
+    if isinstance(node, dict):
+        if 'image_size' in node:
+            node['image_size'] = size
+        for value in node.values():
+            _set_image_size(value, size)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _set_image_size(value, size)
+
+
 def apply_shortcuts(cfg: Config, options: Optional[Dict[str, Any]] = None) -> Config:
     """Propagate the shortcut keys given in ``options``.
 
@@ -44,7 +56,9 @@ def apply_shortcuts(cfg: Config, options: Optional[Dict[str, Any]] = None) -> Co
     unless asked for.
 
     ``data_root``: every dataset's ``data_root``. ``img_size``: every
-    ``Resize`` of every pipeline (an int means square). ``holdout_ratio``:
+    ``Resize`` of every pipeline (an int means square) and every
+    ``image_size`` in the model config (networks whose layers depend on the
+    input size, e.g. the DCGAN stacks). ``holdout_ratio``:
     every training or holdout dataset (the calibration set follows).
     ``visualize``: the ``AnomalyVisualizationHook``'s ``enable``. The
     top-level key is set too, so the config stays self-consistent.
@@ -61,6 +75,7 @@ def apply_shortcuts(cfg: Config, options: Optional[Dict[str, Any]] = None) -> Co
             for t in ds.get('pipeline', []) or []:
                 if _type_name(t.get('type')).split('.')[-1] == 'Resize':
                     t['size'] = size
+        _set_image_size(cfg.get('model'), size)
     if 'holdout_ratio' in options:
         cfg.holdout_ratio = float(options['holdout_ratio'])
         for ds in _datasets(cfg):

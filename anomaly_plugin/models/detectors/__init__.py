@@ -1,13 +1,18 @@
+from .adversarial import AdversarialDetector
+from .anogan import AnoGAN, FAnoGAN
 from .autoencoder import ConvAutoEncoder
 from .base import BaseAnomalyDetector
 from .corruptions import PixelNoise, StainNoise
 from .fcae import FeatureClusteringAE
+from .ganomaly import GANomaly, SkipGANomaly
 from .memae import MemAE
 from .memory_bank import FittedDetector, PaDiM, PatchCore
 from .mscdae import MultiScalePyramidAE
 from .riad import RIAD, RIADUNet
 from .skip_ae import SkipAutoEncoder
+from .vae import VAE, gradient_attention
 
-__all__ = ['BaseAnomalyDetector', 'ConvAutoEncoder', 'FeatureClusteringAE', 'FittedDetector',
-           'MemAE', 'MultiScalePyramidAE', 'PaDiM', 'PatchCore', 'PixelNoise', 'RIAD',
-           'RIADUNet', 'SkipAutoEncoder', 'StainNoise']
+__all__ = ['AdversarialDetector', 'AnoGAN', 'BaseAnomalyDetector', 'ConvAutoEncoder', 'FAnoGAN',
+           'FeatureClusteringAE', 'FittedDetector', 'GANomaly', 'MemAE', 'MultiScalePyramidAE',
+           'PaDiM', 'PatchCore', 'PixelNoise', 'RIAD', 'RIADUNet', 'SkipAutoEncoder',
+           'SkipGANomaly', 'StainNoise', 'VAE', 'gradient_attention']

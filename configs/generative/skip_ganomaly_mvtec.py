@@ -1,0 +1,35 @@
+from mmengine.config import read_base
+
+with read_base():
+    from .._base_.datasets.mvtec_64 import *
+    from .._base_.default_runtime import *
+    from .._base_.schedules.gan_epochs import *
+
+from anomaly_plugin.models import (
+    AnomalyDataPreprocessor,
+    DCGANDiscriminator,
+    FeatureMatchingLoss,
+    GANLoss,
+    SkipGANomaly,
+    UNetGenerator,
+)
+
+# Skip-GANomaly (Akcay et al., IJCNN 2019) at 64x64: U-Net generator with skip
+# connections (64 -> 1 px in six stride-2 stages), DCGAN discriminator. Generator
+# loss 1 * adversarial + 40 * L1 + 1 * feature L2; image score
+# 0.9 * |x - x_hat|_1 + 0.1 * ||f(x) - f(x_hat)||^2 (means); map |x - x_hat|.
+width = 32
+model = dict(
+    type=SkipGANomaly,
+    data_preprocessor=dict(type=AnomalyDataPreprocessor),
+    generator=dict(type=UNetGenerator, image_size=img_size, base_channels=width,
+                   max_channels=256, num_downs=6),
+    discriminator=dict(type=DCGANDiscriminator, image_size=img_size, base_channels=width),
+    gan_loss=dict(type=GANLoss, mode='vanilla'),
+    feature_loss=dict(type=FeatureMatchingLoss, norm='l2'),
+    weights=dict(adv=1.0, con=40.0, lat=1.0),
+    score_lambda=0.9,
+    postprocess=dict(sigma=2.0, score='max'))
+
+train_cfg.update(max_epochs=15, val_interval=15)
+work_dir = 'work_dirs/skip_ganomaly_mvtec'
