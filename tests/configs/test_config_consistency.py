@@ -49,3 +49,26 @@ def test_feature_configs_run_at_256():
     for config in CONFIGS:
         if '/patchcore/' in config or '/padim/' in config:
             assert tuple(Config.fromfile(str(ROOT / config)).img_size) == (256, 256), config
+
+
+def _image_sizes(node):
+    if isinstance(node, dict):
+        if 'image_size' in node:
+            yield tuple(node['image_size'])
+        for value in node.values():
+            yield from _image_sizes(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            yield from _image_sizes(value)
+
+
+@pytest.mark.parametrize('config', [c for c in CONFIGS if '/generative/' in c])
+def test_size_dependent_networks_follow_img_size(config):
+    # the DCGAN / VAE stacks are built for one input size: every image_size in
+    # the model is the config's img_size, and the img_size shortcut moves them all
+    cfg = Config.fromfile(str(ROOT / config))
+    sizes = list(_image_sizes(cfg.model))
+    assert sizes and set(sizes) == {tuple(cfg.img_size)}, sizes
+    tool = load_tool_config(str(ROOT / config), {'img_size': 32})
+    assert set(_image_sizes(tool.model)) == {(32, 32)}
+    assert {size for _, size in _resizes(tool)} == {(32, 32)}

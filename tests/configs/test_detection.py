@@ -18,8 +18,9 @@ import anomaly_plugin  # noqa: F401
 
 CONFIGS = sorted(osp.relpath(p, ROOT) for p in glob.glob(str(ROOT / 'configs/*/*_mvtec.py')))
 
-#: epochs of training per config (the feature models are fitted in one pass);
-#: every config localises, so pixel AUROC is checked too
+#: epochs of training per config (the feature models are fitted in one pass),
+#: or (epochs, other schedule keys); every config localises, so pixel AUROC is
+#: checked too
 PLAN = {
     'configs/ae/conv_ae_mvtec.py': 3,
     'configs/ae/fcae_mvtec.py': 3,
@@ -28,6 +29,12 @@ PLAN = {
     'configs/ae/skip_ae_mvtec.py': 3,
     'configs/ae/ssim_ae_mvtec.py': 3,
     'configs/riad/riad_mvtec.py': 5,
+    'configs/generative/vae_mvtec.py': 3,
+    'configs/generative/anogan_mvtec.py': 3,
+    # WGAN-GP for 2 epochs, then the encoder for 2
+    'configs/generative/fanogan_mvtec.py': (4, {'model.gan_epochs': 2}),
+    'configs/generative/ganomaly_mvtec.py': 10,
+    'configs/generative/skip_ganomaly_mvtec.py': 3,
     'configs/padim/padim_mobilenetv2_mvtec.py': 1,
     'configs/padim/padim_resnet18_mvtec.py': 1,
     'configs/patchcore/patchcore_mobilenetv2_mvtec.py': 1,
@@ -48,7 +55,7 @@ def test_every_config_has_a_plan():
     assert sorted(PLAN) == CONFIGS
 
 
-def train_and_test(config, data, work_dir, epochs):
+def train_and_test(config, data, work_dir, epochs, schedule=None):
     """Metrics of ``config`` trained for ``epochs`` on ``data`` (MMEngine only)."""
     cfg = Config.fromfile(str(ROOT / config))
     opts = {'train_dataloader.dataset.data_root': data,
@@ -59,6 +66,7 @@ def train_and_test(config, data, work_dir, epochs):
     if cfg.train_cfg.get('max_epochs') is not None and cfg.model.type.__name__ not in (
             'PatchCore', 'PaDiM'):
         opts.update({'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': epochs})
+    opts.update(schedule or {})
     if 'backbone' in cfg.model and 'backbone' in cfg.model.backbone:
         opts['model.backbone.backbone.init_cfg'] = None  # no weights in tests
     cfg.merge_from_dict(opts)
@@ -71,6 +79,7 @@ def train_and_test(config, data, work_dir, epochs):
 
 @pytest.mark.parametrize('config', CONFIGS)
 def test_config_detects_obvious_defects(config, data, tmp_path):
-    metrics = train_and_test(config, data, tmp_path / 'work', PLAN[config])
+    plan = PLAN[config] if isinstance(PLAN[config], tuple) else (PLAN[config], {})
+    metrics = train_and_test(config, data, tmp_path / 'work', *plan)
     assert metrics['image/AUROC'] > 0.9, metrics
     assert metrics['pixel/AUROC'] > 0.9, metrics
