@@ -1,4 +1,3 @@
-from mmengine.model import MMSeparateDistributedDataParallel
 from mmengine.optim import OptimWrapper
 from mmengine.runner import EpochBasedTrainLoop, TestLoop, ValLoop
 from torch.optim import Adam
@@ -19,5 +18,5 @@ train_cfg = dict(type=EpochBasedTrainLoop, max_epochs=15, val_interval=15)
 val_cfg = dict(type=ValLoop)
 test_cfg = dict(type=TestLoop)
 # Distributed: each part is wrapped on its own (train_step is the model's).
-model_wrapper_cfg = dict(type=MMSeparateDistributedDataParallel, broadcast_buffers=False,
+model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel', broadcast_buffers=False,
                          find_unused_parameters=True)
