@@ -114,7 +114,7 @@ class AnoGAN(AdversarialDetector):
             feats = self.discriminator(images)[1].detach()
             for _ in range(self.search_iters):
                 objective, _ = self.search_objective(images, feats, z)
-                history.append(float(objective.mean()))
+                history.append(float(objective.detach().mean()))
                 opt.zero_grad()
                 objective.sum().backward()
                 opt.step()
