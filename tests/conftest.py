@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny MVTec-layout dataset generated on the fly."""
+import csv
 import os
 import subprocess
 import sys
@@ -89,6 +90,29 @@ def run_tool(args, timeout=300):
     return proc.stdout + proc.stderr
 
 
+def read_csv(path):
+    """Rows of a CSV file with a header, as dicts."""
+    with open(path, newline='') as f:
+        return list(csv.DictReader(f))
+
+
+def assert_test_and_infer_agree(config, ckpt, data, tmp_path, args, n_images):
+    """``tools/test.py`` and ``tools/infer.py --recursive`` over ``<data>/test`` score
+    every one of the ``n_images`` test images alike; returns infer's rows."""
+    run_tool(['tools/test.py', config, ckpt, '--data-root', data,
+              '--work-dir', str(tmp_path / 'test'), *args])
+    tested = {r['image']: float(r['score'])
+              for r in read_csv(tmp_path / 'test' / 'predictions.csv')}
+    assert len(tested) == n_images
+    run_tool(['tools/infer.py', config, ckpt, f'{data}/test', '--recursive',
+              '--out', str(tmp_path / 'infer'), *args])
+    inferred = read_csv(tmp_path / 'infer' / 'results.csv')
+    assert len(inferred) == n_images
+    for row in inferred:
+        assert float(row['score']) == pytest.approx(tested[row['image']], rel=1e-5), row
+    return inferred
+
+
 class UnsafePayload:
     """Unpickling this runs ``os.system`` (what a malicious checkpoint does)."""
 
@@ -99,5 +123,5 @@ class UnsafePayload:
         return os.system, (f'touch {self.marker}',)
 
 
-__all__ = ['UnsafePayload', 'run_tool', 'AE_CONFIG', 'ROOT', 'make_mvtec', 'tiny_ae_options',
-           'options_to_cli']
+__all__ = ['UnsafePayload', 'assert_test_and_infer_agree', 'read_csv', 'run_tool', 'AE_CONFIG',
+           'ROOT', 'make_mvtec', 'tiny_ae_options', 'options_to_cli']
