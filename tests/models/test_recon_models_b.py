@@ -119,7 +119,49 @@ def test_cluster_loss_zero_at_centres():
     mixed = torch.cat([z[:, :, :2], centres[1].view(1, 3, 1, 1).expand(2, 3, 2, 5)], dim=2)
     assert cluster_loss(mixed, centres, 'min').item() == pytest.approx(0.0, abs=1e-4)
     shifted = z + 1.0  # every channel 1 away from centre 0
-    assert cluster_loss(shifted, centres, 'min').item() == pytest.approx(1.0, abs=1e-4)
+    assert cluster_loss(shifted, centres, 'min', scale_free=False).item() == pytest.approx(
+        1.0, abs=1e-4)
+    # relative to the mean squared latent entry (2^2 + 1^2 + 1.5^2) / 3
+    assert cluster_loss(shifted, centres, 'min').item() == pytest.approx(
+        1.0 / (7.25 / 3), rel=1e-4)
+
+
+@pytest.mark.parametrize('mode', ['min', 'soft'])
+def test_shrinking_the_latents_does_not_lower_the_cluster_loss(mode):
+    torch.manual_seed(0)
+    z, centres = torch.randn(2, 4, 6, 6), torch.randn(3, 4)
+    ref = cluster_loss(z, centres, mode)
+    for s in (0.5, 0.1):
+        # latents and centres shrunk together: the loss is unchanged (the raw
+        # distances fall with s^2, which a network could exploit)
+        # (to the eps against division by zero: 1e-6 / 0.01 at s = 0.1)
+        torch.testing.assert_close(cluster_loss(s * z, s * centres, mode), ref, rtol=1e-3,
+                                   atol=0)
+        raw = cluster_loss(s * z, s * centres, mode, scale_free=False)
+        assert raw < cluster_loss(z, centres, mode, scale_free=False)
+        # latents shrunk alone move away from the centres, relatively
+        assert cluster_loss(s * z, centres, mode) > ref
+
+
+def test_fcae_cannot_lower_its_cluster_loss_by_shrinking_the_coarsest_latent():
+    # the coarsest latent feeds a bias-free transposed conv and BatchNorm, so
+    # halving it (projection and centres) leaves the reconstruction nearly
+    # as it was; the clustering loss must not fall either
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        type='FeatureClusteringAE', encoder=dict(type='MultiScaleConvEncoder', channels=(4, 8, 8)),
+        neck=dict(type='FeatureClustering', in_indices=(0, 2), latent_channels=(2, 4),
+                  loss_weight=1.0),
+        decoder=dict(type='MultiScaleFusionDecoder', channels=(8, 8, 4))))
+    model.train()
+    batch = _batch()
+    before = model(batch, mode='loss')['loss_cluster']
+    with torch.no_grad():
+        model.neck.proj[-1].weight.mul_(0.5)
+        model.neck.proj[-1].bias.mul_(0.5)
+        model.neck.centres[-1].mul_(0.5)
+    after = model(batch, mode='loss')['loss_cluster']
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-7)
 
 
 @pytest.mark.parametrize('mode', ['min', 'soft'])

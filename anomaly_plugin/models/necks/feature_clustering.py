@@ -28,7 +28,8 @@ def cluster_distances(z: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 
 
 def cluster_loss(z: torch.Tensor, centres: torch.Tensor, mode: str = 'min',
-                 temperature: float = 1.0) -> torch.Tensor:
+                 temperature: float = 1.0, scale_free: bool = True,
+                 eps: float = 1e-6) -> torch.Tensor:
     """Mean distance of latent vectors to their cluster centres.
 
     Args:
@@ -38,11 +39,20 @@ def cluster_loss(z: torch.Tensor, centres: torch.Tensor, mode: str = 'min',
             objective); ``'soft'``: the distances weighted by
             ``softmax(-d / temperature)`` over the centres.
         temperature: softness of the ``'soft'`` assignment.
+        scale_free: divide the squared distances by the batch's mean squared
+            latent entry (``mean ||z||^2 / D``, with its gradient), so the
+            loss is the same for ``(s * z, s * c)`` as for ``(z, c)``: a
+            network can no longer lower it by shrinking its latents (which a
+            following BatchNorm undoes for the reconstruction) instead of
+            clustering them. ``False``: the raw squared distances.
+        eps: added to that mean against division by zero.
 
     Returns:
         scalar, the mean over the B * h * w positions.
     """
     d = cluster_distances(z, centres)  # (N, K)
+    if scale_free:
+        d = d / (z.pow(2).mean() + eps)
     if mode == 'min':
         return d.min(1).values.mean()
     if mode == 'soft':
@@ -70,12 +80,16 @@ class FeatureClustering(nn.Module):
         mode: ``'min'`` or ``'soft'`` assignment, see :func:`cluster_loss`.
         temperature: softness of the ``'soft'`` assignment.
         loss_weight: factor of the clustering loss.
+        scale_free: distances relative to the latents' scale (see
+            :func:`cluster_loss`); ``False`` gives the raw distances, which a
+            network can lower by shrinking its latents alone.
     """
 
     def __init__(self, in_channels: Sequence[int], in_indices: Sequence[int] = (1, 2, 3),
                  latent_channels: Sequence[int] = (4, 8, 16),
                  num_clusters: Union[int, Sequence[int]] = 8, mode: str = 'min',
-                 temperature: float = 1.0, loss_weight: float = 0.1):
+                 temperature: float = 1.0, loss_weight: float = 0.1,
+                 scale_free: bool = True):
         super().__init__()
         in_channels = [int(c) for c in in_channels]
         self.in_indices = tuple(int(i) for i in in_indices)
@@ -105,6 +119,7 @@ class FeatureClustering(nn.Module):
         self.mode = mode
         self.temperature = float(temperature)
         self.loss_weight = float(loss_weight)
+        self.scale_free = bool(scale_free)
 
     def forward(self, feats: Sequence[torch.Tensor]) -> List[torch.Tensor]:
         """Project the selected encoder outputs.
@@ -127,6 +142,6 @@ class FeatureClustering(nn.Module):
         Returns:
             ``loss_weight`` times the scale mean of :func:`cluster_loss`.
         """
-        terms = [cluster_loss(z, c, self.mode, self.temperature)
+        terms = [cluster_loss(z, c, self.mode, self.temperature, self.scale_free)
                  for z, c in zip(latents, self.centres)]
         return self.loss_weight * torch.stack(terms).mean()
