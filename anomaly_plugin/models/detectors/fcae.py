@@ -27,8 +27,9 @@ class FeatureClusteringAE(BaseAnomalyDetector):
       projected by 1x1 convs to narrow latents; each scale has K learned
       centres and the clustering loss is the channel-mean squared distance
       of every latent vector to its nearest centre (or a softmin-weighted
-      average of the distances), averaged over positions and scales, times
-      the neck's ``loss_weight``;
+      average of the distances) divided by the latents' mean square (so it
+      cannot be lowered by shrinking the latents), averaged over positions
+      and scales, times the neck's ``loss_weight``;
     * decoder (``MultiScaleFusionDecoder``): transposed convolutions from
       the coarsest latent back to the image, concatenating and fusing the
       finer latents at their strides; sigmoid output in [0, 1].
