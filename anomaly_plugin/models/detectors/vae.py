@@ -157,27 +157,24 @@ class VAE(BaseAnomalyDetector):
             score = score + nll.flatten(1).mean(1) + kl
         return nll_map / self.num_samples, score / self.num_samples
 
-    def elbo_gradient(self, x: torch.Tensor) -> torch.Tensor:
-        """|d(-ELBO)/dx| (B, 1, H, W), channel mean, at the seeded samples."""
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            _, score = self.sampled_terms(x)
-            grad, = torch.autograd.grad(score.sum(), x)
-        return grad.abs().mean(1, keepdim=True)
-
     def forward_maps(self, inputs):
         x = self.data_preprocessor.denormalize(inputs)
-        nll_map, score = self.sampled_terms(x)
-        if self.map_type == 'nll':
-            maps = nll_map
-        elif self.map_type == 'gradient_attention':
-            maps = F.interpolate(self.attention(x).detach(), size=x.shape[-2:],
-                                 mode='bilinear', align_corners=False)
-        else:
-            maps = self.elbo_gradient(x)
+        if self.map_type in ('gradient', 'combined'):
+            # one pass gives the score and, by autograd, |d(-ELBO)/dx|
+            with torch.enable_grad():
+                x = x.detach().requires_grad_(True)
+                _, score = self.sampled_terms(x)
+                grad, = torch.autograd.grad(score.sum(), x)
+            x, score = x.detach(), score.detach()
+            maps = grad.abs().mean(1, keepdim=True)  # (B, 1, H, W)
             if self.map_type == 'combined':
                 mean, _ = self.decoder(self.encoder(x)[0])  # z = mu
                 maps = maps * (x - mean).pow(2).mean(1, keepdim=True)
+        else:
+            nll_map, score = self.sampled_terms(x)
+            maps = nll_map if self.map_type == 'nll' else F.interpolate(
+                self.attention(x).detach(), size=x.shape[-2:], mode='bilinear',
+                align_corners=False)
         return maps, (score if self.image_score == 'elbo' else None)
 
     def anomaly_map(self, inputs):
