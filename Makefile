@@ -16,8 +16,10 @@ $(STAMP): requirements.txt setup.cfg
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# two workers with one thread each (pytest-xdist); TEST_WORKERS=0 runs in one process
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(VENV)/bin/pre-commit run --all-files

@@ -10,6 +10,12 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # parallel workers share the cores: one thread each (tools run as subprocesses get
+    # OMP_NUM_THREADS=1 from run_tool)
+    import torch
+    torch.set_num_threads(1)
 AE_CONFIG = str(ROOT / 'configs' / 'ae' / 'conv_ae_mvtec.py')
 
 

@@ -7,3 +7,4 @@ from .losses import *  # noqa: F401,F403
 from .memory import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
 from .postprocess import AnomalyPostProcessor
+from .priors import *  # noqa: F401,F403

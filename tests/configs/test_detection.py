@@ -35,6 +35,10 @@ PLAN = {
     'configs/generative/fanogan_mvtec.py': (4, {'model.gan_epochs': 2}),
     'configs/generative/ganomaly_mvtec.py': 10,
     'configs/generative/skip_ganomaly_mvtec.py': 3,
+    # VQ-VAE for 3 epochs, then the prior for 1
+    'configs/latent/vqvae_prior_mvtec.py': (4, {'model.vq_epochs': 3}),
+    'configs/latent/feature_editing_ae_mvtec.py': 3,
+    'configs/latent/feature_editing_gan_mvtec.py': 3,
     'configs/padim/padim_mobilenetv2_mvtec.py': 1,
     'configs/padim/padim_resnet18_mvtec.py': 1,
     'configs/patchcore/patchcore_mobilenetv2_mvtec.py': 1,

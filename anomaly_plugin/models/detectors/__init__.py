@@ -4,6 +4,7 @@ from .autoencoder import ConvAutoEncoder
 from .base import BaseAnomalyDetector
 from .corruptions import PixelNoise, StainNoise
 from .fcae import FeatureClusteringAE
+from .feature_editing import FeatureEditingAE
 from .ganomaly import GANomaly, SkipGANomaly
 from .memae import MemAE
 from .memory_bank import FittedDetector, PaDiM, PatchCore
@@ -11,8 +12,10 @@ from .mscdae import MultiScalePyramidAE
 from .riad import RIAD, RIADUNet
 from .skip_ae import SkipAutoEncoder
 from .vae import VAE, gradient_attention
+from .vqvae import VQVAEPrior
 
 __all__ = ['AdversarialDetector', 'AnoGAN', 'BaseAnomalyDetector', 'ConvAutoEncoder', 'FAnoGAN',
-           'FeatureClusteringAE', 'FittedDetector', 'GANomaly', 'MemAE', 'MultiScalePyramidAE',
-           'PaDiM', 'PatchCore', 'PixelNoise', 'RIAD', 'RIADUNet', 'SkipAutoEncoder',
-           'SkipGANomaly', 'StainNoise', 'VAE', 'gradient_attention']
+           'FeatureClusteringAE', 'FeatureEditingAE', 'FittedDetector', 'GANomaly', 'MemAE',
+           'MultiScalePyramidAE', 'PaDiM', 'PatchCore', 'PixelNoise', 'RIAD', 'RIADUNet',
+           'SkipAutoEncoder', 'SkipGANomaly', 'StainNoise', 'VAE', 'VQVAEPrior',
+           'gradient_attention']

@@ -1,0 +1,155 @@
+"""Gated PixelCNN over code maps, and resampling of unlikely codes.
+
+van den Oord et al., "Conditional Image Generation with PixelCNN Decoders"
+(NeurIPS 2016): a vertical stack sees the rows above, a horizontal stack
+the codes to the left in the current row, so the prediction of a code
+depends on every code before it in raster order (no blind spot) and on no
+other. Each layer computes ``tanh(W_f * x) * sigmoid(W_g * x)``; the
+vertical stack feeds the horizontal one through a 1x1 convolution after a
+one-row shift, and the horizontal stack is residual.
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from anomaly_plugin.registry import MODELS
+
+
+def _gate(x: torch.Tensor) -> torch.Tensor:
+    a, b = x.chunk(2, dim=1)
+    return torch.tanh(a) * torch.sigmoid(b)
+
+
+class GatedMaskedLayer(nn.Module):
+    """One gated layer with a vertical and a horizontal stack.
+
+    Args:
+        channels: channels of both stacks.
+        kernel_size: odd width of the vertical kernel (its height and the
+            horizontal kernel's width are ``kernel_size // 2 + 1``).
+        first: the first layer must not see the current code: its
+            horizontal input is shifted one position right and it has no
+            residual connection.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, first: bool):
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f'GatedMaskedLayer: kernel_size must be odd, got {kernel_size}')
+        self.half, self.first = kernel_size // 2, first
+        self.v_conv = nn.Conv2d(channels, 2 * channels, (self.half + 1, kernel_size))
+        self.v_to_h = nn.Conv2d(2 * channels, 2 * channels, 1)
+        self.h_conv = nn.Conv2d(channels, 2 * channels, (1, self.half + 1))
+        self.h_out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, v: torch.Tensor, h: torch.Tensor):
+        """Vertical and horizontal inputs (B, C, H, W) -> the layer's outputs."""
+        rows, cols = v.shape[-2:]
+        k = self.half
+        # vertical: rows i-k..i, columns j-k..j+k
+        v_pre = self.v_conv(F.pad(v, (k, k, k, 0)))  # (B, 2C, H, W)
+        # row i of the horizontal stack sees the vertical stack of row i-1 only
+        v_down = F.pad(v_pre, (0, 0, 1, 0))[:, :, :rows]
+        h_in = F.pad(h, (1, 0))[..., :cols] if self.first else h
+        h_pre = self.h_conv(F.pad(h_in, (k, 0, 0, 0))) + self.v_to_h(v_down)  # (B, 2C, H, W)
+        h_new = self.h_out(_gate(h_pre))
+        return _gate(v_pre), (h_new if self.first else h + h_new)
+
+
+@MODELS.register_module()
+class GatedPixelCNN(nn.Module):
+    """Autoregressive prior over (B, h, w) maps of codes in ``[0, num_codes)``.
+
+    The logits at position (i, j) depend only on the codes at positions
+    before (i, j) in raster order, so ``log p(codes) = sum_i log p(c_i |
+    c_<i)`` is exact and computed in one pass.
+
+    Args:
+        num_codes: size of the code alphabet (the codebook size).
+        channels: channels of the stacks.
+        num_layers: gated layers (the first one excludes the current code).
+        kernel_size: odd kernel width.
+        hidden: channels of the 1x1 output head.
+    """
+
+    def __init__(self, num_codes: int = 512, channels: int = 64, num_layers: int = 8,
+                 kernel_size: int = 5, hidden: int = 256):
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f'GatedPixelCNN: num_layers must be >= 1, got {num_layers}')
+        self.num_codes = int(num_codes)
+        self.embed = nn.Embedding(num_codes, channels)
+        self.layers = nn.ModuleList(GatedMaskedLayer(channels, kernel_size, i == 0)
+                                    for i in range(num_layers))
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, hidden, 1), nn.ReLU(),
+                                  nn.Conv2d(hidden, num_codes, 1))
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) long codes -> (B, K, h, w) logits of each position's code."""
+        x = self.embed(codes).permute(0, 3, 1, 2)  # (B, C, h, w)
+        v = h = x
+        for layer in self.layers:
+            v, h = layer(v, h)
+        return self.head(h)
+
+    def log_prob(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) codes -> (B, h, w) ``log p(c_i | c_<i)`` of every code."""
+        logp = F.log_softmax(self(codes).float(), dim=1)  # (B, K, h, w)
+        return logp.gather(1, codes[:, None]).squeeze(1)
+
+    def loss(self, codes: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood per code (nats), the training loss."""
+        return F.cross_entropy(self(codes).float(), codes)
+
+
+def resample_codes(prior: nn.Module, codes: torch.Tensor, mask: torch.Tensor,
+                   mode: str = 'sample', seed: int = 0) -> torch.Tensor:
+    """Replace the masked codes by draws from the prior, in raster order.
+
+    Each masked code is drawn given the codes before it as already restored,
+    so later draws see earlier replacements. Sampling is the Gumbel-max trick
+    with noise (h, w, K) drawn from ``seed`` once per call and shared by the
+    images of the batch, so an image's result depends neither on the batch
+    it comes in nor on the order. Autoregressive sampling is sequential: the
+    prior runs once per raster position that is masked in any image, on the
+    images masked there and the rows up to that position only (the prior
+    must be causal and treat images independently, as ``GatedPixelCNN``).
+
+    Args:
+        prior: maps (B, h, w) codes to (B, K, h, w) logits, causal.
+        codes: (B, h, w) long codes.
+        mask: (B, h, w) bool, True where a code is to be resampled.
+        mode: ``'sample'`` (draw from the prior) or ``'argmax'`` (take the
+            most likely code).
+        seed: seed of the sampling noise.
+
+    Returns:
+        (B, h, w) codes, equal to ``codes`` wherever ``mask`` is False.
+    """
+    if mode not in ('sample', 'argmax'):
+        raise ValueError(f"resample_codes: mode must be 'sample' or 'argmax', got {mode!r}")
+    if mask.shape != codes.shape:
+        raise ValueError(f'resample_codes: mask {tuple(mask.shape)} and codes '
+                         f'{tuple(codes.shape)} differ in shape')
+    out = codes.clone()
+    _, h, w = codes.shape
+    positions = mask.flatten(1).any(0).nonzero().flatten().tolist()
+    if not positions:
+        return out
+    noise: Optional[torch.Tensor] = None
+    if mode == 'sample':
+        gen = torch.Generator(device='cpu').manual_seed(int(seed))
+        k = getattr(prior, 'num_codes', None)
+        uniform = torch.rand(h, w, k, generator=gen).clamp(1e-12, 1 - 1e-7)
+        noise = -torch.log(-torch.log(uniform)).to(codes.device)  # (h, w, K) Gumbel
+    for p in positions:  # sequential by nature of the prior
+        i, j = divmod(p, w)
+        sel = mask[:, i, j].nonzero().flatten()  # images resampled here
+        # causal: rows below i do not change row i's logits, and images are independent
+        logits = prior(out[sel, :i + 1])[:, :, i, j].float()  # (S, K)
+        if noise is not None:
+            logits = logits + noise[i, j]
+        out[sel, i, j] = logits.argmax(1)
+    return out
