@@ -35,13 +35,13 @@ model = dict(
     data_preprocessor=dict(type=AnomalyDataPreprocessor),
     autoencoder=dict(
         type=AutoEncoderNet,
-        encoder=dict(type=ConvEncoder, channels=(64, 128, 128), latent_channels=code_dim),
+        encoder=dict(type=ConvEncoder, channels=(32, 64, 128), latent_channels=code_dim),
         neck=dict(type=VectorQuantizer, num_codes=128, code_dim=code_dim, beta=0.25,
                   ema=True, decay=0.99, restart_threshold=1.0),
-        decoder=dict(type=ConvDecoder, latent_channels=code_dim, channels=(128, 128, 64))),
+        decoder=dict(type=ConvDecoder, latent_channels=code_dim, channels=(128, 64, 32))),
     prior=dict(type=GatedPixelCNN, channels=64, num_layers=8, kernel_size=5, hidden=256),
     loss=dict(type=L2Loss),
-    vq_epochs=20,
+    vq_epochs=15,
     map_type='residual',
     resample='sample',
     threshold=None,
@@ -54,8 +54,8 @@ optim_wrapper = dict(
     autoencoder=dict(type=OptimWrapper, optimizer=dict(type=Adam, lr=1e-3)),
     prior=dict(type=OptimWrapper, optimizer=dict(type=Adam, lr=1e-3)))
 param_scheduler = []
-# 20 VQ-VAE epochs, then 10 prior epochs; validation (on the test split) at the end
-train_cfg = dict(type=EpochBasedTrainLoop, max_epochs=30, val_interval=30)
+# 15 VQ-VAE epochs, then 10 prior epochs; validation (on the test split) at the end
+train_cfg = dict(type=EpochBasedTrainLoop, max_epochs=25, val_interval=25)
 val_cfg = dict(type=ValLoop)
 test_cfg = dict(type=TestLoop)
 # Distributed: each part is wrapped on its own (train_step is the model's).

@@ -119,6 +119,8 @@ class FeatureExtractor(nn.Module):
             from mmcv.cnn import fuse_conv_bn
             fast = fuse_conv_bn(copy.deepcopy(self.backbone))
             fast.eval()  # mmpretrain backbones' train() returns None
+            for p in fast.parameters():  # frozen, as the backbone
+                p.requires_grad_(False)
             # object.__setattr__: keep the copy out of the module tree
             object.__setattr__(self, '_fast', fast.to(memory_format=torch.channels_last))
         return self._fast(x.contiguous(memory_format=torch.channels_last))

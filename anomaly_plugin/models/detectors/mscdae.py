@@ -36,12 +36,14 @@ def pyr_down(x: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, C, ceil(H / 2), ceil(W / 2)) blurred and subsampled images.
     """
-    c = x.shape[1]
+    b, c, h, w = x.shape
     taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=x.dtype, device=x.device) / 16
-    mode = 'reflect' if min(x.shape[-2:]) >= 3 else 'replicate'
-    y = F.pad(x, (2, 2, 2, 2), mode=mode)  # (B, C, H + 4, W + 4)
-    y = F.conv2d(y, taps.view(1, 1, 5, 1).expand(c, 1, 5, 1), stride=(2, 1), groups=c)
-    return F.conv2d(y, taps.view(1, 1, 1, 5).expand(c, 1, 1, 5), stride=(1, 2), groups=c)
+    mode = 'reflect' if min(h, w) >= 3 else 'replicate'
+    # channels as batch entries: one constant (1, 1, 5, 1) kernel (exportable to ONNX)
+    y = F.pad(x.reshape(b * c, 1, h, w), (2, 2, 2, 2), mode=mode)  # (B*C, 1, H + 4, W + 4)
+    y = F.conv2d(y, taps.view(1, 1, 5, 1), stride=(2, 1))
+    y = F.conv2d(y, taps.view(1, 1, 1, 5), stride=(1, 2))  # (B*C, 1, H', W')
+    return y.reshape(b, c, y.shape[-2], y.shape[-1])
 
 
 def gaussian_pyramid(x: torch.Tensor, num_levels: int) -> List[torch.Tensor]:

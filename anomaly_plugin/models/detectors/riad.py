@@ -211,13 +211,21 @@ class RIAD(BaseAnomalyDetector):
         return reconstruction_losses(self.loss_fn, self.inpaint(inputs, masks), target)
 
     def test_masks(self, hw: Tuple[int, int], size: int, device=None) -> torch.Tensor:
-        """The fixed (1, n, H, W) test-time partition of cell size ``size``."""
-        gen = torch.Generator().manual_seed(self.seed + size)
-        return self.make_masks(1, hw, size, generator=gen, device=device)
+        """The fixed (1, n, H, W) test-time partition of cell size ``size``.
+
+        Kept once computed (a traced or exported graph then holds them as
+        constants instead of random-number operations).
+        """
+        key = (hw, size, str(device), self.num_masks, self.ref_size, self.seed)
+        cache = self.__dict__.setdefault('_test_mask_cache', {})
+        if key not in cache:
+            gen = torch.Generator().manual_seed(self.seed + size)
+            cache[key] = self.make_masks(1, hw, size, generator=gen, device=device)
+        return cache[key]
 
     def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:
         target = self.data_preprocessor.denormalize(inputs)  # (B, 3, H, W)
-        hw = tuple(inputs.shape[-2:])
+        hw = tuple(int(v) for v in inputs.shape[-2:])
         maps = [self.score_fn.map(self.inpaint(inputs, self.test_masks(hw, s, inputs.device)),
                                   target) for s in self.cutout_sizes]  # each (B, 1, H, W)
         return torch.stack(maps).mean(0)

@@ -153,8 +153,9 @@ class VectorQuantizer(nn.Module):
         self._set_entries(everything, self._random_vectors(flat, self.num_codes))
         if self.ema:
             self.ema_size.fill_(1.0)
-        # as if every entry had its share of the batch
-        self.usage.fill_(flat.shape[0] / self.num_codes)
+        # at the threshold: an entry no vector picks is restarted at the next step
+        self.usage.fill_(self.restart_threshold if self.restart_threshold > 0
+                         else flat.shape[0] / self.num_codes)
         self.initialized.fill_(True)
 
     # -- forward ----------------------------------------------------------------
