@@ -21,6 +21,7 @@ chunked nearest-neighbour search is unrolled for it.
 import json
 import os
 import os.path as osp
+import warnings
 from typing import Dict, Sequence, Tuple
 
 import torch
@@ -86,7 +87,9 @@ def export_onnx(model: nn.Module, out_dir: str, input_size: Sequence[int],
     h, w = (int(v) for v in input_size)
     dummy = torch.zeros(batch_size, 3, h, w)
     wrapper = ExportWrapper(model).eval()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # the graph is traced for this input size and batch size on purpose
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
         wrapper(dummy)  # fills the models' caches (fused backbones, RIAD's test masks)
         torch.onnx.export(wrapper, (dummy,), path, dynamo=False, opset_version=opset,
                           input_names=['input'], output_names=['anomaly_map', 'score'])
