@@ -3,6 +3,7 @@ import csv
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -119,6 +120,41 @@ def assert_test_and_infer_agree(config, ckpt, data, tmp_path, args, n_images):
     return inferred
 
 
+def training_runner(config, options, resume_from=None):
+    """A Runner of ``config`` merged with ``options`` that only trains: no
+    validation, no calibration (only the training state matters), optionally
+    resuming from a checkpoint."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from anomaly_plugin.engine import disable_validation, merge_options
+    cfg = merge_options(Config.fromfile(str(ROOT / config)), options)
+    disable_validation(cfg)
+    cfg.custom_hooks = [h for h in cfg.custom_hooks
+                        if h['type'].__name__ == 'PlainCheckpointHook']
+    if resume_from:
+        cfg.resume, cfg.load_from = True, str(resume_from)
+    return Runner.from_cfg(cfg)
+
+
+@contextmanager
+def training_progress(**info):
+    """The message hub reports a training loop at ``info`` (iter, epoch,
+    max_epochs) inside the block; the previous values come back after."""
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_current_instance()
+    keys = ('loop_stage', 'iter', 'epoch', 'max_epochs')
+    saved = {k: hub.get_info(k) for k in keys}
+    try:
+        hub.update_info('loop_stage', 'train')
+        for k, v in info.items():
+            hub.update_info(k, v)
+        yield hub
+    finally:
+        for k, v in saved.items():
+            hub.update_info(k, v)
+
+
 class UnsafePayload:
     """Unpickling this runs ``os.system`` (what a malicious checkpoint does)."""
 
@@ -130,4 +166,5 @@ class UnsafePayload:
 
 
 __all__ = ['UnsafePayload', 'assert_test_and_infer_agree', 'read_csv', 'run_tool', 'AE_CONFIG',
-           'ROOT', 'make_mvtec', 'tiny_ae_options', 'options_to_cli']
+           'ROOT', 'make_mvtec', 'tiny_ae_options', 'options_to_cli', 'training_runner',
+           'training_progress']

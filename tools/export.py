@@ -50,6 +50,7 @@ def input_size(model, cfg):
 def compare(model, out_dir, batch_size, size, seed=0):
     """Max abs differences (map, score) between onnxruntime and PyTorch."""
     import onnxruntime as ort
+
     from anomaly_plugin.deploy import ExportWrapper
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch_size, 3, *size, generator=g)

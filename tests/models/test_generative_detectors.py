@@ -3,9 +3,8 @@ import copy
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, training_progress
 from mmengine.config import Config
-from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapperDict, build_optim_wrapper
 
 import anomaly_plugin  # noqa: F401
@@ -93,22 +92,13 @@ def test_amp_switches_every_part(name):
 
 def test_fanogan_stage_follows_the_runner_epoch():
     model, _, _ = build('fanogan', gan_epochs=2)
-    hub = MessageHub.get_current_instance()
-    saved = {k: hub.get_info(k) for k in ('loop_stage', 'iter', 'epoch', 'max_epochs')}
-    try:
-        hub.update_info('loop_stage', 'train')
-        hub.update_info('iter', 7)
-        hub.update_info('max_epochs', 3)
-        hub.update_info('epoch', 1)
+    with training_progress(iter=7, max_epochs=3, epoch=1) as hub:
         assert model.current_stage() == ('gan', 7)
         hub.update_info('epoch', 2)
         assert model.current_stage() == ('encoder', 7)
         hub.update_info('max_epochs', 2)
         with pytest.raises(ValueError, match='max_epochs'):
             model.current_stage()
-    finally:
-        for k, v in saved.items():
-            hub.update_info(k, v)
 
 
 def _vae_reference(model, x, seed, num_samples=1):

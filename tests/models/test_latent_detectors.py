@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ROOT
+from conftest import ROOT, training_progress
 from mmengine.config import Config
-from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper, OptimWrapperDict, build_optim_wrapper
 
 import anomaly_plugin  # noqa: F401
@@ -128,22 +127,13 @@ def test_vq_threshold_is_the_quantile_of_normal_code_log_likelihoods(vq):
 
 def test_vq_stage_follows_the_runner_epoch():
     model, _ = build(VQ, vq_epochs=2)
-    hub = MessageHub.get_current_instance()
-    saved = {k: hub.get_info(k) for k in ('loop_stage', 'iter', 'epoch', 'max_epochs')}
-    try:
-        hub.update_info('loop_stage', 'train')
-        hub.update_info('iter', 3)
-        hub.update_info('max_epochs', 3)
-        hub.update_info('epoch', 1)
+    with training_progress(iter=3, max_epochs=3, epoch=1) as hub:
         assert model.current_stage() == 'vq'
         hub.update_info('epoch', 2)
         assert model.current_stage() == 'prior'
         hub.update_info('max_epochs', 2)
         with pytest.raises(ValueError, match='max_epochs'):
             model.current_stage()
-    finally:
-        for k, v in saved.items():
-            hub.update_info(k, v)
 
 
 def test_vq_checks_its_parts():

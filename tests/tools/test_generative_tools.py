@@ -3,12 +3,16 @@ import copy
 
 import pytest
 import torch
-from conftest import ROOT, assert_test_and_infer_agree, make_mvtec, options_to_cli, run_tool
-from mmengine.config import Config
+from conftest import (
+    assert_test_and_infer_agree,
+    make_mvtec,
+    options_to_cli,
+    run_tool,
+    training_runner,
+)
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 
-from anomaly_plugin.engine import disable_validation, merge_options, safe_load
+from anomaly_plugin.engine import safe_load
 
 CONFIG = 'configs/generative/ganomaly_mvtec.py'
 
@@ -52,16 +56,9 @@ class _RecordOptimizers(Hook):
 
 
 def _runner(data, work, epochs, resume_from=None):
-    cfg = merge_options(Config.fromfile(str(ROOT / CONFIG)), {
-        **_options(data, epochs), 'work_dir': str(work),
-        'train_dataloader.dataset.holdout_ratio': 0.0})
-    disable_validation(cfg)
-    # no calibration: only the training state matters here
-    cfg.custom_hooks = [h for h in cfg.custom_hooks
-                        if h['type'].__name__ == 'PlainCheckpointHook']
-    if resume_from:
-        cfg.resume, cfg.load_from = True, str(resume_from)
-    return Runner.from_cfg(cfg)
+    return training_runner(CONFIG, {**_options(data, epochs), 'work_dir': str(work),
+                                    'train_dataloader.dataset.holdout_ratio': 0.0},
+                           resume_from)
 
 
 def test_resume_restores_both_optimizers(data, tmp_path):

@@ -4,12 +4,16 @@ import copy
 
 import pytest
 import torch
-from conftest import ROOT, assert_test_and_infer_agree, make_mvtec, options_to_cli, run_tool
-from mmengine.config import Config
+from conftest import (
+    assert_test_and_infer_agree,
+    make_mvtec,
+    options_to_cli,
+    run_tool,
+    training_runner,
+)
 from mmengine.hooks import Hook
-from mmengine.runner import Runner
 
-from anomaly_plugin.engine import disable_validation, merge_options, safe_load
+from anomaly_plugin.engine import safe_load
 
 VQ = 'configs/latent/vqvae_prior_mvtec.py'
 EDIT = 'configs/latent/feature_editing_ae_mvtec.py'
@@ -71,16 +75,10 @@ class _Record(Hook):
 
 
 def _runner(data, work, resume_from=None):
-    cfg = merge_options(Config.fromfile(str(ROOT / VQ)), {
+    return training_runner(VQ, {
         **_options(data, 3, **{'model.vq_epochs': 2}), 'work_dir': str(work),
         'train_dataloader.dataset.holdout_ratio': 0.0,
-        'default_hooks.checkpoint.max_keep_ckpts': -1})
-    disable_validation(cfg)
-    cfg.custom_hooks = [h for h in cfg.custom_hooks
-                        if h['type'].__name__ == 'PlainCheckpointHook']
-    if resume_from:
-        cfg.resume, cfg.load_from = True, str(resume_from)
-    return Runner.from_cfg(cfg)
+        'default_hooks.checkpoint.max_keep_ckpts': -1}, resume_from)
 
 
 def _steps(states, part):
