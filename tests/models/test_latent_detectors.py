@@ -186,5 +186,7 @@ def test_feature_editing_subsamples_large_fits():
     model, _ = build(EDIT, max_fit_vectors=50)
     model.autoencoder.neck.num_clusters = 4
     model.autoencoder.neck.centres = torch.zeros(4, 32)
+    model.train()
     stats = model.fit_normal_statistics([batch(2, seed=1), batch(2, seed=2)])
     assert sum(stats['cluster_sizes']) == 50  # of 64 (4 images x 4x4)
+    assert model.training and bool(model.editor.fitted)  # fitted in eval, mode restored

@@ -1,6 +1,6 @@
 """Thin MMEngine wrapper shared by every anomaly detector."""
 from abc import ABCMeta, abstractmethod
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
@@ -50,6 +50,18 @@ class BaseAnomalyDetector(BaseModel, metaclass=ABCMeta):
         # checkpoints written before the input size was recorded load as unknown
         state_dict.setdefault(prefix + 'input_size', torch.zeros(2, dtype=torch.long))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def eval_batches(self, dataloader: Iterable) -> Iterator[torch.Tensor]:
+        """Normalised input batches (B, 3, H, W) of ``dataloader`` (batches as
+        the ``data_preprocessor`` takes them), with the model in eval mode
+        meanwhile; its mode comes back when the iteration ends."""
+        was_training = self.training
+        self.eval()
+        try:
+            for data in dataloader:
+                yield self.data_preprocessor(data, False)['inputs']
+        finally:
+            self.train(was_training)
 
     def note_input_size(self, inputs: torch.Tensor) -> None:
         """Record the (H, W) of a training batch (B, C, H, W)."""

@@ -128,14 +128,10 @@ class FeatureEditingAE(AdversarialDetector):
         Returns:
             the editor's fit statistics (``cluster_sizes``).
         """
-        was_training = self.training
-        self.eval()
         latents = []
-        for data in dataloader:
-            inputs = self.data_preprocessor(data, False)['inputs']
+        for inputs in self.eval_batches(dataloader):
             z = self.autoencoder.encoder(self.data_preprocessor.denormalize(inputs))
             latents.append(self.editor.flatten(z).float().cpu())  # (B*h*w, C)
-        self.train(was_training)
         if not latents:
             raise ValueError('FeatureEditingAE.fit_normal_statistics: the data loader gave '
                              'no images')

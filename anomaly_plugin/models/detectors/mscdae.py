@@ -225,19 +225,15 @@ class MultiScalePyramidAE(BaseAnomalyDetector):
         """
         if not self.standardize_levels:
             return {}
-        was_training = self.training
-        self.eval()
         # per level: sum, sum of squares, count; on the model's device, read once
         acc = torch.zeros(3, self.num_levels, dtype=torch.float64,
                           device=self.level_mean.device)  # (3, L)
-        for data in dataloader:
-            inputs = self.data_preprocessor(data, False)['inputs']  # (B, 3, H, W)
+        for inputs in self.eval_batches(dataloader):  # (B, 3, H, W)
             for i, m in enumerate(self.level_maps(inputs)):  # (B, 1, H_l, W_l)
                 m = m.double()
                 acc[0, i] += m.sum()
                 acc[1, i] += (m * m).sum()
                 acc[2, i] += m.numel()
-        self.train(was_training)
         total, total_sq, count = acc.cpu()
         if not count.all():
             raise ValueError('fit_normal_statistics: the data loader gave no images')

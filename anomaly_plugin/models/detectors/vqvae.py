@@ -174,14 +174,10 @@ class VQVAEPrior(AdversarialDetector):
         """
         if self.threshold is not None or self.resample is None or self.map_type == 'nll':
             return {}
-        was_training = self.training
-        self.eval()
         values = []
-        for data in dataloader:
-            inputs = self.data_preprocessor(data, False)['inputs']
+        for inputs in self.eval_batches(dataloader):
             _, logp = self.code_log_probs(self.data_preprocessor.denormalize(inputs))
             values.append(logp.flatten().double().cpu())
-        self.train(was_training)
         if not values:
             raise ValueError('VQVAEPrior.fit_normal_statistics: the data loader gave no images')
         logp = torch.cat(values).numpy()
