@@ -3,9 +3,9 @@ from mmengine.config import read_base
 with read_base():
     from .._base_.datasets.mvtec import *
     from .._base_.default_runtime import *
+    from .._base_.schedules.gan_epochs import *
 
 from mmengine.optim import OptimWrapper
-from mmengine.runner import EpochBasedTrainLoop, TestLoop, ValLoop
 from torch.optim import Adam
 
 from anomaly_plugin.engine import MultiOptimWrapperConstructor
@@ -49,16 +49,11 @@ model = dict(
     seed=0,
     postprocess=dict(sigma=4.0, score='max'))
 
+# one optimizer per part (the multi-part schedule of gan_epochs.py with these parts)
 optim_wrapper = dict(
     constructor=MultiOptimWrapperConstructor,
     autoencoder=dict(type=OptimWrapper, optimizer=dict(type=Adam, lr=1e-3)),
     prior=dict(type=OptimWrapper, optimizer=dict(type=Adam, lr=1e-3)))
-param_scheduler = []
 # 15 VQ-VAE epochs, then 10 prior epochs; validation (on the test split) at the end
-train_cfg = dict(type=EpochBasedTrainLoop, max_epochs=25, val_interval=25)
-val_cfg = dict(type=ValLoop)
-test_cfg = dict(type=TestLoop)
-# Distributed: each part is wrapped on its own (train_step is the model's).
-model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel', broadcast_buffers=False,
-                         find_unused_parameters=True)
+train_cfg.update(max_epochs=25, val_interval=25)
 work_dir = 'work_dirs/vqvae_prior_mvtec'

@@ -9,7 +9,7 @@ from conftest import ROOT, run_tool
 from mmengine.config import Config
 
 import anomaly_plugin  # noqa: F401
-from anomaly_plugin.deploy import ExportWrapper, export_onnx
+from anomaly_plugin.deploy import export_onnx
 from anomaly_plugin.registry import MODELS
 from anomaly_plugin.structures import AnomalyDataSample
 
@@ -120,6 +120,3 @@ def test_export_tool_with_check(tmp_path):
     meta = json.loads((tmp_path / 'onnx' / 'calibration.json').read_text())
     assert meta['input']['shape'] == [1, 3, 32, 48]  # the checkpoint's size
     assert meta['calibration']['pixel_threshold'] == pytest.approx(0.4)
-    with torch.no_grad():
-        ref = ExportWrapper(model)(torch.zeros(1, 3, 32, 48))[0]
-    assert ref.shape == (1, 32, 48)
