@@ -21,21 +21,23 @@ AE_CONFIG = str(ROOT / 'configs' / 'ae' / 'conv_ae_mvtec.py')
 
 
 def make_mvtec(root, size=32, n_train=12, n_good=4, n_bad=4, seed=0, ext='.png',
-               defect_value=255):
+               defect_value=255, width=None):
     """Normal images: smooth stripes with noise; defects: a flat square of
-    ``defect_value`` (255: easy; mid-grey values: hard to see).
+    ``defect_value`` (255: easy; mid-grey values: hard to see). Images are
+    ``size`` x ``size``, or ``size`` high and ``width`` wide.
 
     Returns:
         the category folder.
     """
     rng = np.random.default_rng(seed)
     root = Path(root)
-    yy, xx = np.mgrid[:size, :size]
+    width = width or size
+    yy, xx = np.mgrid[:size, :width]
 
     def normal():
         phase = rng.uniform(0, 2 * np.pi)
         base = 120 + 40 * np.sin(xx / 3.0 + phase)
-        img = base + rng.normal(0, 4, (size, size))
+        img = base + rng.normal(0, 4, (size, width))
         return np.clip(np.repeat(img[..., None], 3, 2), 0, 255).astype(np.uint8)
 
     for sub in ('train/good', 'test/good', 'test/spot', 'ground_truth/spot'):
@@ -46,9 +48,9 @@ def make_mvtec(root, size=32, n_train=12, n_good=4, n_bad=4, seed=0, ext='.png',
         cv2.imwrite(str(root / 'test/good' / f'{i:03d}{ext}'), normal())
     for i in range(n_bad):
         img = normal()
-        mask = np.zeros((size, size), np.uint8)
+        mask = np.zeros((size, width), np.uint8)
         s = size // 4
-        y, x = rng.integers(0, size - s, 2)
+        y, x = rng.integers(0, [size - s, width - s])
         img[y:y + s, x:x + s] = defect_value
         mask[y:y + s, x:x + s] = 255
         cv2.imwrite(str(root / 'test/spot' / f'{i:03d}{ext}'), img)

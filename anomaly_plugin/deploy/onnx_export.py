@@ -52,6 +52,8 @@ class ExportWrapper(nn.Module):
 def check_exportable(model: nn.Module) -> None:
     """Raise ``ValueError`` naming the reason when ``model`` cannot be exported."""
     name = type(model).__name__
+    if name == 'TiledDetector':
+        return check_exportable(model.detector)
     if name in NOT_EXPORTABLE:
         raise ValueError(f'{name} cannot be exported to ONNX: {NOT_EXPORTABLE[name]}')
     if name == 'VQVAEPrior' and model.resample is not None and model.map_type == 'residual':

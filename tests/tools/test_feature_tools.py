@@ -26,3 +26,20 @@ def test_train_test_infer_agree(name, data, tmp_path):
         assert '512/512' in out  # the coreset's progress bar ran to its end
     ckpt = str(work / 'epoch_1.pth')
     assert_test_and_infer_agree(config, ckpt, data, tmp_path, ['--cfg-options', NO_WEIGHTS], 6)
+
+
+def test_tiled_patchcore_train_test_infer_agree(data, tmp_path):
+    """The tiled config as shipped (3 x 3 tiles of 256 on 512x512 images): the bank
+    holds 10 % of the tiles' patches: 5 images x 9 tiles x 32 x 32 = 46,080 -> 4,608."""
+    config = 'configs/tiling/patchcore_mobilenetv2_tiled_mvtec.py'
+    opts = ['--cfg-options', NO_WEIGHTS.replace('model.', 'model.detector.', 1)]
+    work = tmp_path / 'work'
+    out = run_tool(['tools/train.py', config, '--data-root', data, '--work-dir', str(work),
+                    *opts])
+    assert '4608/4608' in out
+    rows = assert_test_and_infer_agree(config, str(work / 'epoch_1.pth'), data, tmp_path,
+                                       opts, 6)
+    good = [float(r['score']) for r in rows if '/good/' in r['image']]
+    spot = [float(r['score']) for r in rows if '/spot/' in r['image']]
+    assert len(good) == len(spot) == 3
+    assert min(spot) > max(good)  # the white squares score highest

@@ -11,11 +11,12 @@ from .memory_bank import FittedDetector, PaDiM, PatchCore
 from .mscdae import MultiScalePyramidAE
 from .riad import RIAD, RIADUNet
 from .skip_ae import SkipAutoEncoder
+from .tiled import TiledDetector
 from .vae import VAE, gradient_attention
 from .vqvae import VQVAEPrior
 
 __all__ = ['AdversarialDetector', 'AnoGAN', 'BaseAnomalyDetector', 'ConvAutoEncoder', 'FAnoGAN',
            'FeatureClusteringAE', 'FeatureEditingAE', 'FittedDetector', 'GANomaly', 'MemAE',
            'MultiScalePyramidAE', 'PaDiM', 'PatchCore', 'PixelNoise', 'RIAD', 'RIADUNet',
-           'SkipAutoEncoder', 'SkipGANomaly', 'StainNoise', 'VAE', 'VQVAEPrior',
+           'SkipAutoEncoder', 'SkipGANomaly', 'StainNoise', 'TiledDetector', 'VAE', 'VQVAEPrior',
            'gradient_attention']
