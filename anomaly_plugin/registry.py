@@ -6,6 +6,7 @@ OpenMMLab projects can refer to it as ``type='anomaly_plugin.Name'``.
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import INFERENCERS as MMENGINE_INFERENCERS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
@@ -34,6 +35,8 @@ VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, scope=SCOPE,
                        locations=['anomaly_plugin.visualization'])
 OPTIM_WRAPPERS = Registry('optim wrapper', parent=MMENGINE_OPTIM_WRAPPERS,
                           scope=SCOPE, locations=['anomaly_plugin.engine'])
+INFERENCERS = Registry('inferencer', parent=MMENGINE_INFERENCERS, scope=SCOPE,
+                       locations=['anomaly_plugin.apis'])
 
 # Children without plugin modules of their own, so that building with the
 # ``anomaly_plugin`` default scope finds MMEngine's classes without warnings.
@@ -41,7 +44,7 @@ _EMPTY_CHILDREN = {}
 for _name in ('OPTIMIZERS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS',
               'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'LOG_PROCESSORS',
               'VISBACKENDS', 'EVALUATOR', 'RUNNERS', 'RUNNER_CONSTRUCTORS',
-              'FUNCTIONS', 'INFERENCERS', 'TASK_UTILS', 'STRATEGIES'):
+              'FUNCTIONS', 'TASK_UTILS', 'STRATEGIES'):
     _parent = getattr(__import__('mmengine.registry', fromlist=[_name]), _name)
     _EMPTY_CHILDREN[_name] = Registry(_parent.name, parent=_parent, scope=SCOPE)
 globals().update(_EMPTY_CHILDREN)

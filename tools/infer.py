@@ -32,13 +32,7 @@ import numpy as np
 from mmengine.config import Config, DictAction
 from mmengine.utils import ProgressBar
 
-from anomaly_plugin.apis import (
-    checkpoint_error_message,
-    inference_results,
-    init_detector,
-    list_images,
-    map_to_original,
-)
+from anomaly_plugin.apis import AnomalyInferencer, checkpoint_error_message, list_images
 from anomaly_plugin.engine.config_utils import merge_options
 from anomaly_plugin.visualization import colorize
 
@@ -130,11 +124,13 @@ def write_png(path: str, img: np.ndarray) -> None:
     buf.tofile(path)
 
 
-def score_row(sample, name: str, out_dir: str, post) -> dict:
+def score_row(pred: dict, name: str, out_dir: str, post) -> dict:
     """Write the heat-map (and mask) of one prediction; return its row.
 
     Args:
-        sample: the model's ``AnomalyDataSample`` for the image.
+        pred: the inferencer's prediction for the image (a dict with
+            ``img_path``, ``pred_score``, ``anomaly_map`` at the image's size,
+            and when calibrated ``pred_label``, ``norm_score``, ``pred_mask``).
         name: from :func:`output_name`.
         out_dir: output folder.
         post: the model's postprocessor (calibration).
@@ -142,7 +138,7 @@ def score_row(sample, name: str, out_dir: str, post) -> dict:
     Returns:
         The image's result row (keys: :data:`FIELDS`).
     """
-    amap = map_to_original(sample.anomaly_map, sample.ori_shape)  # (H, W)
+    amap = pred['anomaly_map']  # (H, W)
     if post.has_normalization:
         vmin, vmax = float(post.pixel_min), float(post.pixel_max)
     else:
@@ -150,19 +146,19 @@ def score_row(sample, name: str, out_dir: str, post) -> dict:
     heatmap = f'{name}_heatmap.png'
     write_png(osp.join(out_dir, heatmap),
               cv2.cvtColor(colorize(amap, vmin, vmax), cv2.COLOR_RGB2BGR))
-    row = dict(image=sample.img_path, score=float(sample.pred_score),
-               norm_score=float(sample.norm_score) if 'norm_score' in sample else None,
-               decision='n/a', heatmap=heatmap, mask=None, error=None)
+    row = dict(image=pred['img_path'], score=pred['pred_score'],
+               norm_score=pred.get('norm_score'), decision='n/a', heatmap=heatmap,
+               mask=None, error=None)
     if post.has_threshold:
-        row['decision'] = 'NG' if int(sample.pred_label) else 'OK'
+        row['decision'] = 'NG' if pred['pred_label'] else 'OK'
         row['mask'] = f'{name}_mask.png'
-        mask = (amap >= float(post.pixel_threshold)).astype(np.uint8) * 255
-        write_png(osp.join(out_dir, row['mask']), mask)
+        write_png(osp.join(out_dir, row['mask']), pred['pred_mask'] * np.uint8(255))
     return row
 
 
-def error_row(img_path: str, err: Exception) -> dict:
-    """The result row of a file that could not be loaded."""
+def error_row(img_path: str, err) -> dict:
+    """The result row of a file that could not be loaded (``err``: an exception
+    or its message)."""
     message = ' '.join(str(err).split()) or type(err).__name__
     return dict(image=img_path, score=None, norm_score=None, decision='error',
                 heatmap=None, mask=None, error=message)
@@ -174,10 +170,10 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     merge_options(cfg, args.cfg_options)
     try:
-        model = init_detector(cfg, args.checkpoint, args.device)
+        inferencer = AnomalyInferencer(cfg, args.checkpoint, args.device)
     except (RuntimeError, FileNotFoundError) as e:  # incl. UnsafeCheckpointError
         raise SystemExit(checkpoint_error_message(e, args.checkpoint, args.config)) from e
-    post = model.postprocessor
+    post = inferencer.model.postprocessor
     if not post.has_threshold:
         print('warning: the checkpoint has no calibrated threshold; decisions are '
               "'n/a' and no masks are written")
@@ -187,14 +183,15 @@ def main(argv=None):
         raise SystemExit(f'error: {e}') from e
     bar = ProgressBar(len(images))
     with ResultsWriter(args.out) as results:
-        for res in inference_results(model, images, args.batch_size):
-            if res.error is None:
-                row = score_row(res.sample, output_name(res.img_path, args.input),
-                                args.out, post)
-            else:
-                row = error_row(res.img_path, res.error)
-            results.write(row)
-            bar.update()
+        for part in inferencer.stream(images, batch_size=args.batch_size, return_maps=True):
+            for pred in part['predictions']:
+                if pred['error'] is None:
+                    row = score_row(pred, output_name(pred['img_path'], args.input),
+                                    args.out, post)
+                else:
+                    row = error_row(pred['img_path'], pred['error'])
+                results.write(row)
+                bar.update()
     rows = results.rows
     failed = [r for r in rows if r['decision'] == 'error']
     scored = len(rows) - len(failed)

@@ -1,8 +1,17 @@
 """Image | heat-map overlay | predicted mask | ground-truth mask panels."""
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
+
+
+def resize_map(amap: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """(h, w) float map -> (H, W) float32 with bilinear interpolation."""
+    amap = np.asarray(amap, np.float32)
+    if tuple(amap.shape) == tuple(shape):
+        return amap
+    return cv2.resize(amap, (int(shape[1]), int(shape[0])),
+                      interpolation=cv2.INTER_LINEAR)
 
 
 def colorize(amap: np.ndarray, vmin: float, vmax: float) -> np.ndarray:

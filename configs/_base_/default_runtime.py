@@ -5,12 +5,14 @@ from mmengine.hooks import (
                             LoggerHook,
                             ParamSchedulerHook,
 )
+from mmengine.visualization import LocalVisBackend, TensorboardVisBackend
 
 from anomaly_plugin.engine.hooks import (
                             AnomalyVisualizationHook,
                             CalibrationHook,
                             PlainCheckpointHook,
 )
+from anomaly_plugin.visualization import AnomalyVisualizer
 
 default_scope = 'anomaly_plugin'
 custom_imports = dict(imports=['anomaly_plugin'], allow_failed_imports=False)
@@ -37,6 +39,15 @@ custom_hooks = [
     calibration,
     dict(type=AnomalyVisualizationHook, enable=visualize),
 ]
+
+# The runner's visualizer: the training scalars (loss, lr; the LoggerHook) and the
+# test panels (AnomalyVisualizationHook) go to every backend, under
+# <work_dir>/<timestamp>/vis_data. For TensorBoard (`pip install tensorboard`):
+#   --cfg-options visualizer.vis_backends.0.type=TensorboardVisBackend
+# or keep both backends:
+# visualizer = dict(type=AnomalyVisualizer, vis_backends=[
+#     dict(type=LocalVisBackend), dict(type=TensorboardVisBackend)])
+visualizer = dict(type=AnomalyVisualizer, vis_backends=[dict(type=LocalVisBackend)])
 
 env_cfg = dict(cudnn_benchmark=False,
                mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

@@ -3,7 +3,6 @@ import os
 import os.path as osp
 from typing import List, Optional, Sequence
 
-import cv2
 import numpy as np
 import torch
 from mmengine.dist import all_reduce
@@ -11,16 +10,10 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from anomaly_plugin.registry import HOOKS
-from anomaly_plugin.visualization import render_panel
+from anomaly_plugin.structures import AnomalyDataSample
+from anomaly_plugin.visualization import AnomalyVisualizer, resize_map
 
-
-def resize_map(amap: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """(h, w) float map -> (H, W) float32 with bilinear interpolation."""
-    amap = np.asarray(amap, np.float32)
-    if tuple(amap.shape) == tuple(shape):
-        return amap
-    return cv2.resize(amap, (int(shape[1]), int(shape[0])),
-                      interpolation=cv2.INTER_LINEAR)
+__all__ = ['AnomalyVisualizationHook', 'resize_map']
 
 
 @HOOKS.register_module()
@@ -31,6 +24,11 @@ class AnomalyVisualizationHook(Hook):
     size. The colour scale is the calibration range saved with the model when
     there is one, otherwise the min and max of the whole test run (gathered
     over ranks), never per image.
+
+    The runner's visualizer draws the panels (an :class:`AnomalyVisualizer`;
+    with another visualizer a private one draws them) and sends them to its
+    backends (e.g. TensorBoard), tagged ``<defect>_<stem>`` at the runner's
+    iteration; each panel is also written to ``<work_dir>/<out_dir>/<defect>_<stem>.png``.
 
     Args:
         enable: draw panels during ``test``.
@@ -46,6 +44,16 @@ class AnomalyVisualizationHook(Hook):
         self.out_dir = out_dir
         self.alpha = alpha
         self._items: List[dict] = []
+        self._own_visualizer: Optional[AnomalyVisualizer] = None
+
+    def _visualizers(self, runner):
+        """(the visualizer that draws, another one to send the panels to or None)."""
+        vis = getattr(runner, 'visualizer', None)
+        if isinstance(vis, AnomalyVisualizer):
+            return vis, None
+        if self._own_visualizer is None:  # no backends; not a global instance
+            self._own_visualizer = AnomalyVisualizer(name='anomaly_visualization_hook')
+        return self._own_visualizer, vis
 
     def before_test(self, runner) -> None:
         self._items = []
@@ -82,16 +90,24 @@ class AnomalyVisualizationHook(Hook):
         vmin, vmax = self._scale(post)
         out = osp.join(runner.work_dir, self.out_dir)
         os.makedirs(out, exist_ok=True)
+        visualizer, also_to = self._visualizers(runner)
+        step = getattr(runner, 'iter', 0)
+        threshold = float(post.pixel_threshold) if post.has_threshold else None
         for item in self._items:
-            image = read_image(item['img_path'])
-            amap = resize_map(item['amap'], image.shape[:2])
-            pred = amap >= float(post.pixel_threshold) if post.has_threshold else None
+            image = read_image(item['img_path'])  # (H, W, 3) RGB
             gt = read_mask(item['mask_path'], item['mask_threshold']) if item['mask_path'] else (
                 np.zeros(image.shape[:2], np.uint8) if item['label'] == 0 else None)
+            sample = AnomalyDataSample(metainfo=dict(img_path=item['img_path']))
+            sample.set_anomaly_map(item['amap'].astype(np.float32))  # resized when drawn
+            if gt is not None:
+                sample.set_gt_mask(gt)
             stem = osp.splitext(osp.basename(item['img_path']))[0]
-            panel = render_panel(image, amap, vmin, vmax, pred, gt, alpha=self.alpha,
-                                 title=f"{item['defect']}/{stem} score={item['score']:.4g}")
-            cv2.imwrite(osp.join(out, f"{item['defect']}_{stem}.png"),
-                        cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
+            name = f"{item['defect']}_{stem}"
+            panel = visualizer.add_datasample(
+                name, image, sample, out_file=osp.join(out, f'{name}.png'), step=step,
+                vmin=vmin, vmax=vmax, pixel_threshold=threshold, alpha=self.alpha,
+                title=f"{item['defect']}/{stem} score={item['score']:.4g}")
+            if also_to is not None:
+                also_to.add_image(name, panel, step)
         runner.logger.info(f'wrote {len(self._items)} panels to {out}')
         self._items = []

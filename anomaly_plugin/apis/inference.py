@@ -1,13 +1,16 @@
-"""Inference on image files from a config and a checkpoint."""
+"""Building blocks of inference: the model, the input pipeline, the images.
+
+:class:`~anomaly_plugin.apis.AnomalyInferencer` puts them together.
+"""
 import copy
 import os
 import os.path as osp
-from typing import Any, Iterator, List, NamedTuple, Optional, Sequence, Union
+from typing import Any, List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.dataset import Compose, pseudo_collate
+from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
@@ -170,77 +173,6 @@ def load_input(pipeline: Compose, img_path: str) -> dict:
     if data is None:
         raise ValueError(f'the inference pipeline dropped {img_path}')
     return data
-
-
-def _predict_pending(model: torch.nn.Module, pending: list) -> Iterator[InferenceResult]:
-    """Predict the loaded entries of ``pending`` in one batch; yield all in order."""
-    loaded = [data for _, data, err in pending if err is None]
-    samples = iter(model.test_step(pseudo_collate(loaded)) if loaded else ())
-    for path, _, err in pending:
-        if err is None:
-            yield InferenceResult(path, next(samples), None)
-        else:
-            yield InferenceResult(path, None, err)
-
-
-@torch.no_grad()
-def inference_results(model: torch.nn.Module, images: Union[str, Sequence[str]],
-                      batch_size: int = 8) -> Iterator[InferenceResult]:
-    """Predict image files, reporting the files that cannot be loaded.
-
-    Each file goes through the pipeline on its own; a file that fails there
-    (missing, empty, truncated, not an image, ...) yields a result with its
-    error and does not affect the other files. Loaded images are predicted
-    ``batch_size`` at a time.
-
-    Args:
-        model: from :func:`init_detector`.
-        images: an image file or a sequence of them.
-        batch_size: images per forward pass.
-
-    Returns:
-        An iterator of one :class:`InferenceResult` per file, in the order
-        of ``images``.
-    """
-    if isinstance(images, str):
-        images = [images]
-    if batch_size < 1:
-        raise ValueError(f'batch_size must be at least 1, got {batch_size}')
-    pipeline = build_inference_pipeline(model.cfg)
-    pending, n_loaded = [], 0  # (path, data, error) in input order
-    for path in images:
-        try:
-            pending.append((path, load_input(pipeline, path), None))
-            n_loaded += 1
-        except Exception as err:  # one bad file must not stop the others
-            pending.append((path, None, err))
-        if n_loaded == batch_size:
-            yield from _predict_pending(model, pending)
-            pending, n_loaded = [], 0
-    yield from _predict_pending(model, pending)
-
-
-def inference(model: torch.nn.Module, images: Union[str, Sequence[str]],
-              batch_size: int = 8) -> Iterator:
-    """Predict image files in batches.
-
-    Args:
-        model: from :func:`init_detector`.
-        images: an image file or a sequence of them.
-        batch_size: images per forward pass.
-
-    Returns:
-        An iterator of one ``AnomalyDataSample`` per image (``img_path``,
-        ``ori_shape``, ``pred_score``, ``anomaly_map`` at the input size,
-        and when the model is calibrated ``pred_label``, ``pred_mask``,
-        ``norm_score``, ``norm_map``). It raises the error of the first
-        file that cannot be loaded (after yielding the images before it);
-        use :func:`inference_results` to go on past such files.
-    """
-    for result in inference_results(model, images, batch_size):
-        if result.error is not None:
-            raise result.error
-        yield result.sample
 
 
 def map_to_original(amap: torch.Tensor, ori_shape: Sequence[int]) -> np.ndarray:

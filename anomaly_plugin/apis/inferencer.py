@@ -1,0 +1,505 @@
+"""``AnomalyInferencer``: MMEngine's inferencer protocol for anomaly detectors."""
+import copy
+import functools
+import os
+import os.path as osp
+from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import COLLATE_FUNCTIONS, Compose, pseudo_collate
+from mmengine.device import get_device
+from mmengine.infer import BaseInferencer
+from mmengine.registry import init_default_scope
+from torch import nn
+
+from anomaly_plugin.datasets.image_io import read_image
+from anomaly_plugin.datasets.transforms import LoadAnomalyImage
+from anomaly_plugin.registry import INFERENCERS, SCOPE, VISUALIZERS
+from anomaly_plugin.structures import AnomalyDataSample
+from anomaly_plugin.visualization import AnomalyVisualizer
+
+from .inference import (
+    InferenceResult,
+    build_inference_pipeline,
+    init_detector,
+    list_images,
+    load_input,
+    map_to_original,
+)
+
+InputType = Union[str, os.PathLike, np.ndarray]
+InputsType = Union[InputType, Sequence[InputType]]
+
+
+def _as_rgb(array: np.ndarray) -> np.ndarray:
+    """An image given as an array -> (H, W, 3) uint8 RGB."""
+    if array.dtype != np.uint8:
+        raise ValueError(f'an image array must be uint8, got {array.dtype}')
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim == 2:
+        return np.ascontiguousarray(np.repeat(array[..., None], 3, axis=2))
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f'an image array must be (H, W) or (H, W, 3) RGB, '
+                         f'got shape {array.shape}')
+    return np.ascontiguousarray(array)
+
+
+def _message(err: BaseException) -> str:
+    """An error as one line: its message, or its type when it has none."""
+    return ' '.join(str(err).split()) or type(err).__name__
+
+
+class InputPipeline:
+    """The test pipeline of a config for image files and image arrays.
+
+    Ground-truth transforms are dropped (see
+    :func:`~anomaly_plugin.apis.build_inference_pipeline`); an array skips
+    the image loading step.
+
+    Args:
+        cfg: a config with ``test_dataloader.dataset.pipeline``.
+    """
+
+    def __init__(self, cfg: Config):
+        self.files = build_inference_pipeline(cfg)
+        self.arrays = Compose([t for t in self.files.transforms
+                               if not isinstance(t, LoadAnomalyImage)])
+
+    def __call__(self, item: InputType) -> dict:
+        """Load and pack one input.
+
+        Args:
+            item: an image file, or an (H, W, 3) RGB / (H, W) gray uint8
+                array.
+
+        Returns:
+            ``dict(inputs=(3, h, w) uint8 tensor, data_samples=AnomalyDataSample)``.
+
+        Raises:
+            Exception: what loading the file raises (missing, empty, not an
+                image, ...), ``ValueError`` for an array of another type or
+                shape or when the pipeline drops the input.
+        """
+        if not isinstance(item, np.ndarray):
+            return load_input(self.files, os.fspath(item))
+        img = _as_rgb(item)
+        data = self.arrays(dict(img=img, img_path=None, ori_shape=img.shape[:2],
+                                img_shape=img.shape[:2], mask_path=None, gt_label=0,
+                                defect_type='unknown'))
+        if data is None:
+            raise ValueError('the inference pipeline dropped an image array')
+        return data
+
+
+class InferenceBatch(NamedTuple):
+    """What :meth:`AnomalyInferencer.preprocess` yields for one forward pass.
+
+    Attributes:
+        inputs: the batch's inputs (files or arrays), loaded or not, in order.
+        errors: per input, why it could not be loaded, or None.
+        data: the loaded inputs collated for ``model.test_step``; None when
+            none of them loaded.
+    """
+
+    inputs: List[InputType]
+    errors: List[Optional[Exception]]
+    data: Any
+
+
+@INFERENCERS.register_module()
+class AnomalyInferencer(BaseInferencer):
+    """Scores, heat-maps and panels for image files, folders and arrays.
+
+    The steps of MMEngine's :class:`~mmengine.infer.BaseInferencer`:
+
+    * :meth:`preprocess`: each input through the config's test pipeline
+      without its ground-truth transforms; an input that cannot be loaded
+      (missing, empty, truncated, not an image, ...) is kept with its error
+      and does not stop the others. Loaded inputs are collated
+      ``batch_size`` at a time.
+    * :meth:`forward`: ``model.test_step`` on each batch.
+    * :meth:`visualize`: image | heat-map overlay | predicted mask panels
+      drawn by an :class:`AnomalyVisualizer`, written to ``out_dir``,
+      shown or returned.
+    * :meth:`postprocess`: one dict per input (or the data samples).
+
+    The checkpoint is loaded weights-only (see :func:`init_detector`); a
+    missing, unsafe or mismatched checkpoint raises the errors of
+    :func:`init_detector` (:func:`checkpoint_error_message` words them for
+    users).
+
+    Example::
+
+        inferencer = AnomalyInferencer('configs/padim/padim_resnet18_mvtec.py',
+                                       'work_dirs/padim/epoch_1.pth', device='cpu')
+        out = inferencer(['a.png', 'b.png'], batch_size=8, out_dir='panels')
+        out['predictions'][0]  # {'img_path': 'a.png', 'pred_score': 3.2, ...}
+
+    Args:
+        model: a config file, a :class:`Config` or a config dict (copied,
+            not changed); or a model from :func:`init_detector` (with its
+            ``cfg``), used as it is.
+        weights: the checkpoint; required with a config, None with a model.
+        device: where the model runs; None for MMEngine's default device
+            (ignored for a given model).
+        scope: registry scope, used when the config sets no
+            ``default_scope``.
+    """
+
+    preprocess_kwargs: set = set()
+    forward_kwargs: set = set()
+    visualize_kwargs: set = {'show', 'wait_time', 'out_dir', 'draw_pred', 'vmin', 'vmax',
+                             'alpha', 'return_vis'}
+    postprocess_kwargs: set = {'return_maps'}
+
+    def __init__(self, model: Union[str, os.PathLike, Config, dict, nn.Module],
+                 weights: Optional[str] = None, device: Optional[str] = None,
+                 scope: str = SCOPE) -> None:
+        self._given_model: Optional[nn.Module] = None
+        self._num_visualized = 0  # inputs seen by visualize() in this call
+        if isinstance(model, nn.Module):
+            if weights is not None:
+                raise ValueError('weights are loaded by init_detector; give a model '
+                                 'or a config and weights, not both')
+            if getattr(model, 'cfg', None) is None:
+                raise ValueError('the model has no cfg: build it with init_detector')
+            self._given_model = model
+            cfg = copy.deepcopy(model.cfg)
+        else:
+            if weights is None:
+                raise ValueError('a checkpoint (weights) is required')
+            if isinstance(model, (str, os.PathLike)):
+                cfg = Config.fromfile(os.fspath(model))
+            elif isinstance(model, Config):
+                cfg = copy.deepcopy(model)
+            elif isinstance(model, dict):
+                cfg = Config(copy.deepcopy(dict(model)))
+            else:
+                raise TypeError('model must be a config file, a Config, a dict or a '
+                                f'model from init_detector, got {type(model)}')
+        if cfg.get('default_scope') is None:
+            cfg.default_scope = scope
+        init_default_scope(cfg.default_scope)
+        if device is None and self._given_model is None:
+            device = get_device()
+        super().__init__(cfg, weights, device, cfg.default_scope)
+
+    # ----------------------------------------------------------------- set-up
+    def _init_model(self, cfg: Config, weights: Optional[str],
+                    device: Optional[str] = 'cpu') -> nn.Module:
+        """The given model, or the config's model with ``weights`` loaded
+        weights-only and strictly (:func:`init_detector`)."""
+        if self._given_model is not None:
+            return self._given_model.eval()
+        return init_detector(cfg, weights, device or 'cpu')
+
+    def _init_pipeline(self, cfg: Config) -> Callable[[InputType], dict]:
+        """The test pipeline for files and arrays (see :class:`InputPipeline`)."""
+        return InputPipeline(cfg)
+
+    def _init_collate(self, cfg: Config) -> Callable:
+        """The test dataloader's ``collate_fn`` (a function, a registered name
+        or a dict with its arguments); ``pseudo_collate`` when it has none."""
+        collate = cfg.get('test_dataloader', {}).get('collate_fn') or dict(
+            type=pseudo_collate)
+        if not isinstance(collate, dict):
+            collate = dict(type=collate)
+        collate = dict(collate)
+        fn = collate.pop('type')
+        if isinstance(fn, str):
+            with COLLATE_FUNCTIONS.switch_scope_and_registry(self.scope) as registry:
+                fn = registry.get(fn)
+        return functools.partial(fn, **collate) if collate else fn
+
+    def _init_visualizer(self, cfg: Config) -> AnomalyVisualizer:
+        """A private visualizer of the config's class (an
+        :class:`AnomalyVisualizer` when the config names another one).
+
+        Panels go to ``out_dir`` (see :meth:`visualize`), not to the
+        config's vis backends, and the visualizer is not made MMEngine's
+        current instance.
+        """
+        vis_cfg = dict(cfg.get('visualizer') or {})
+        cls = vis_cfg.pop('type', AnomalyVisualizer)
+        if isinstance(cls, str):
+            with VISUALIZERS.switch_scope_and_registry(self.scope) as registry:
+                cls = registry.get(cls)
+        if not (isinstance(cls, type) and issubclass(cls, AnomalyVisualizer)):
+            cls, vis_cfg = AnomalyVisualizer, {}
+        for key in ('name', 'vis_backends', 'save_dir'):
+            vis_cfg.pop(key, None)
+        return cls(name=f'anomaly_inferencer_{id(self)}', **vis_cfg)
+
+    def _inputs_to_list(self, inputs: InputsType) -> list:
+        """One input or a sequence -> a list; a folder -> its image files
+        (:func:`list_images`: sorted, hidden files skipped, sub-folders not
+        scanned); an (N, H, W, C) array -> N images."""
+        if isinstance(inputs, (str, os.PathLike)):
+            return list_images(os.fspath(inputs)) if osp.isdir(inputs) else [inputs]
+        if isinstance(inputs, np.ndarray):
+            return list(inputs) if inputs.ndim == 4 else [inputs]
+        if isinstance(inputs, torch.Tensor):
+            raise TypeError('give images as files or numpy arrays, not tensors')
+        return list(inputs)
+
+    # ------------------------------------------------------------------ steps
+    def preprocess(self, inputs: list, batch_size: int = 1,
+                   **kwargs) -> Iterator[InferenceBatch]:
+        """Load the inputs; group them for the forward passes.
+
+        Args:
+            inputs: from :meth:`_inputs_to_list`.
+            batch_size: loaded inputs per batch; inputs that fail to load
+                ride along with the batch they come in.
+
+        Yields:
+            One :class:`InferenceBatch` per forward pass, the inputs in order.
+        """
+        if batch_size < 1:
+            raise ValueError(f'batch_size must be at least 1, got {batch_size}')
+        items, errors, loaded = [], [], []
+        for item in inputs:
+            try:
+                loaded.append(self.pipeline(item))
+                err = None
+            except Exception as e:  # one bad input must not stop the others
+                err = e
+            items.append(item)
+            errors.append(err)
+            if len(loaded) == batch_size:
+                yield InferenceBatch(items, errors, self.collate_fn(loaded))
+                items, errors, loaded = [], [], []
+        if items:
+            yield InferenceBatch(items, errors, self.collate_fn(loaded) if loaded else None)
+
+    @torch.no_grad()
+    def forward(self, inputs: InferenceBatch, **kwargs) -> List[AnomalyDataSample]:
+        """``model.test_step`` on the loaded inputs of a batch.
+
+        Args:
+            inputs: one batch from :meth:`preprocess`.
+
+        Returns:
+            One sample per input, in order: the model's prediction
+            (``pred_score``, ``anomaly_map`` at the input size, and when
+            calibrated ``pred_label``, ``pred_mask``, ``norm_score``,
+            ``norm_map``), or for an input that could not be loaded a sample
+            whose metainfo holds ``img_path`` (None for an array), ``error``
+            (the message) and ``exception``.
+        """
+        preds = iter(self.model.test_step(inputs.data) if inputs.data is not None else ())
+        out = []
+        for item, err in zip(inputs.inputs, inputs.errors):
+            if err is None:
+                out.append(next(preds))
+            else:
+                path = None if isinstance(item, np.ndarray) else os.fspath(item)
+                out.append(AnomalyDataSample(metainfo=dict(
+                    img_path=path, error=_message(err), exception=err)))
+        return out
+
+    def visualize(self, inputs: list, preds: List[AnomalyDataSample], show: bool = False,
+                  wait_time: float = 0, out_dir: str = '', draw_pred: bool = True,
+                  vmin: Optional[float] = None, vmax: Optional[float] = None,
+                  alpha: Optional[float] = None,
+                  return_vis: bool = False) -> List[Optional[np.ndarray]]:
+        """Panels image | heat-map overlay | predicted mask (no ground truth).
+
+        Nothing is drawn unless ``show``, ``out_dir`` or ``return_vis``. The
+        colour scale is the checkpoint's calibration range when it has one,
+        otherwise each image's own min and max (as ``tools/infer.py``), unless
+        ``vmin`` / ``vmax`` are given. The predicted mask is the map at the
+        image's size above the calibrated pixel threshold (grey without one).
+
+        Args:
+            inputs: the inputs of ``preds``, in order.
+            preds: from :meth:`forward`.
+            show: show each panel in a window.
+            wait_time: seconds a window waits (0: until a key is pressed).
+            out_dir: when given, write ``<out_dir>/<file name>_panel.png``
+                (``<index>_panel.png`` for an array, counted over the call).
+            draw_pred: draw the heat-map and the mask (False: the image alone).
+            vmin, vmax: a fixed colour scale.
+            alpha: heat-map weight in the overlay (None: the visualizer's).
+            return_vis: return the panels.
+
+        Returns:
+            The panels ((H + 20, 4 * W, 3) uint8 RGB, None for inputs that
+            could not be loaded) when ``return_vis``, else an empty list.
+        """
+        first = self._num_visualized
+        self._num_visualized += len(preds)
+        if not (show or out_dir or return_vis):
+            return []
+        post = self.model.postprocessor
+        if vmin is None and vmax is None and post.has_normalization:
+            vmin, vmax = float(post.pixel_min), float(post.pixel_max)
+        threshold = float(post.pixel_threshold) if post.has_threshold else None
+        panels = []
+        for index, (item, pred) in enumerate(zip(inputs, preds), start=first):
+            if 'error' in pred:
+                panels.append(None)
+                continue
+            if isinstance(item, np.ndarray):
+                image, name = _as_rgb(item), f'{index:08d}'
+            else:
+                image, name = read_image(os.fspath(item)), osp.basename(os.fspath(item))
+            out_file = osp.join(out_dir, f'{name}_panel.png') if out_dir else None
+            panel = self.visualizer.add_datasample(
+                name, image, pred, draw_gt=False, draw_pred=draw_pred, show=show,
+                wait_time=wait_time, out_file=out_file, vmin=vmin, vmax=vmax,
+                pixel_threshold=threshold, alpha=alpha)
+            panels.append(panel if return_vis else None)
+        return panels if return_vis else []
+
+    def postprocess(self, preds: List[AnomalyDataSample], visualization: list,
+                    return_datasamples: bool = False, return_maps: bool = False) -> dict:
+        """The results of one or more batches.
+
+        Args:
+            preds: from :meth:`forward`.
+            visualization: from :meth:`visualize`.
+            return_datasamples: give the samples of :meth:`forward` instead
+                of dicts.
+            return_maps: add the maps at each image's own size to the dicts.
+
+        Returns:
+            ``dict(predictions=..., visualization=visualization)``, with per
+            input a dict: ``img_path`` (None for an array), ``pred_score``
+            (float; None when the input could not be loaded), ``error`` (why
+            it could not be loaded, else None); with a calibrated checkpoint
+            ``pred_label`` (1: anomalous) and ``norm_score`` (in [0, 1],
+            threshold at 0.5); with ``return_maps`` ``anomaly_map`` ((H, W)
+            float32, raw scores) and, when calibrated, ``pred_mask`` ((H, W)
+            uint8, 1 where the map reaches the pixel threshold).
+        """
+        if return_datasamples:
+            return dict(predictions=list(preds), visualization=visualization)
+        post = self.model.postprocessor
+        threshold = float(post.pixel_threshold) if post.has_threshold else None
+        results = []
+        for s in preds:
+            if 'error' in s:
+                results.append(dict(img_path=s.img_path, pred_score=None, error=s.error))
+                continue
+            res = dict(img_path=s.get('img_path'), pred_score=float(s.pred_score),
+                       error=None)
+            if 'pred_label' in s:
+                res['pred_label'] = int(s.pred_label)
+            if 'norm_score' in s:
+                res['norm_score'] = float(s.norm_score)
+            if return_maps:
+                amap = map_to_original(s.anomaly_map, s.ori_shape)  # (H, W)
+                res['anomaly_map'] = amap
+                if threshold is not None:
+                    res['pred_mask'] = (amap >= threshold).astype(np.uint8)
+            results.append(res)
+        return dict(predictions=results, visualization=visualization)
+
+    # ---------------------------------------------------------------- calling
+    def stream(self, inputs: InputsType, return_datasamples: bool = False,
+               batch_size: int = 1, **kwargs) -> Iterator[dict]:
+        """:meth:`__call__` one batch at a time, for long input lists.
+
+        Args:
+            inputs: as for :meth:`__call__`.
+            return_datasamples: as for :meth:`__call__`.
+            batch_size: as for :meth:`__call__`.
+            **kwargs: as for :meth:`__call__`.
+
+        Yields:
+            The :meth:`postprocess` result of each batch, as soon as it is
+            predicted (and drawn).
+        """
+        pre_kwargs, fwd_kwargs, vis_kwargs, post_kwargs = self._dispatch_kwargs(**kwargs)
+        self._num_visualized = 0
+        inputs = self._inputs_to_list(inputs)
+        for batch in self.preprocess(inputs, batch_size=batch_size, **pre_kwargs):
+            preds = self.forward(batch, **fwd_kwargs)
+            visualization = self.visualize(batch.inputs, preds, **vis_kwargs)
+            yield self.postprocess(preds, visualization, return_datasamples, **post_kwargs)
+
+    def __call__(self, inputs: InputsType, return_datasamples: bool = False,
+                 batch_size: int = 1, **kwargs) -> dict:
+        """Predict (and draw) images.
+
+        Args:
+            inputs: an image file, a folder (its image files), an (H, W, 3)
+                RGB / (H, W) gray uint8 array, or a sequence of files and
+                arrays.
+            return_datasamples: give the samples instead of dicts (see
+                :meth:`forward`).
+            batch_size: images per forward pass.
+            **kwargs: arguments of :meth:`visualize` (``show``,
+                ``wait_time``, ``out_dir``, ``draw_pred``, ``vmin``,
+                ``vmax``, ``alpha``, ``return_vis``) and of
+                :meth:`postprocess` (``return_maps``).
+
+        Returns:
+            ``dict(predictions=[one per input, in order], visualization=[...])``
+            (see :meth:`postprocess` and :meth:`visualize`).
+        """
+        results = dict(predictions=[], visualization=[])
+        for part in self.stream(inputs, return_datasamples, batch_size, **kwargs):
+            results['predictions'].extend(part['predictions'])
+            results['visualization'].extend(part['visualization'])
+        return results
+
+
+@torch.no_grad()
+def inference_results(model: nn.Module, images: Union[str, Sequence[str]],
+                      batch_size: int = 8) -> Iterator[InferenceResult]:
+    """Predict image files, reporting the files that cannot be loaded.
+
+    Each file goes through the pipeline on its own; a file that fails there
+    (missing, empty, truncated, not an image, ...) yields a result with its
+    error and does not affect the other files. Loaded images are predicted
+    ``batch_size`` at a time (an :class:`AnomalyInferencer` on ``model``).
+
+    Args:
+        model: from :func:`init_detector`.
+        images: an image file or a sequence of them.
+        batch_size: images per forward pass.
+
+    Returns:
+        An iterator of one :class:`InferenceResult` per file, in the order
+        of ``images``.
+    """
+    images = [images] if isinstance(images, (str, os.PathLike)) else list(images)
+    inferencer = AnomalyInferencer(model)
+    for part in inferencer.stream(images, return_datasamples=True, batch_size=batch_size):
+        for sample in part['predictions']:
+            if 'exception' in sample:
+                yield InferenceResult(sample.img_path, None, sample.exception)
+            else:
+                yield InferenceResult(sample.img_path, sample, None)
+
+
+def inference(model: nn.Module, images: Union[str, Sequence[str]],
+              batch_size: int = 8) -> Iterator[AnomalyDataSample]:
+    """Predict image files in batches.
+
+    Args:
+        model: from :func:`init_detector`.
+        images: an image file or a sequence of them.
+        batch_size: images per forward pass.
+
+    Returns:
+        An iterator of one ``AnomalyDataSample`` per image (``img_path``,
+        ``ori_shape``, ``pred_score``, ``anomaly_map`` at the input size,
+        and when the model is calibrated ``pred_label``, ``pred_mask``,
+        ``norm_score``, ``norm_map``). It raises the error of the first
+        file that cannot be loaded (after yielding the images before it);
+        use :func:`inference_results` to go on past such files.
+    """
+    for result in inference_results(model, images, batch_size):
+        if result.error is not None:
+            raise result.error
+        yield result.sample
+
+
+__all__ = ['AnomalyInferencer', 'InferenceBatch', 'InputPipeline', 'inference',
+           'inference_results']
