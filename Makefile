@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint demo weights clean
+.PHONY: install kernel test lint demo weights clean
 
 install: $(STAMP)
 
@@ -14,7 +14,13 @@ $(STAMP): requirements.txt setup.cfg
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -c "import mmcv" 2>/dev/null || $(PY) -m pip install -q "mmcv-lite==2.1.0"
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m anomaly_plugin.models.memory.kernels > $(VENV)/kernel-build.log 2>&1 \
+		|| echo "compiled coreset kernel not built (see $(VENV)/kernel-build.log): the torch path is used"
 	touch $(STAMP)
+
+# (re)build the compiled greedy k-center kernel of the PatchCore coreset
+kernel: $(STAMP)
+	$(PY) -m anomaly_plugin.models.memory.kernels
 
 # two workers with one thread each (pytest-xdist); TEST_WORKERS=0 runs in one process
 TEST_WORKERS ?= 2

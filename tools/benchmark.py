@@ -41,6 +41,9 @@ def parse_args():
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--runs', type=int, default=3)
     p.add_argument('--no-metrics', action='store_true')
+    p.add_argument('--no-test', action='store_true', help='fit only (scale runs)')
+    p.add_argument('--pixel-resolution', choices=('input', 'original'), default='input',
+                   help="pixel metrics at the model input size or at each image's size")
     p.add_argument('--out', help='write the results as JSON here')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args()
@@ -71,6 +74,7 @@ def fit(model, loader) -> float:
     with torch.no_grad():
         for data in loader:
             data = model.data_preprocessor(data, False)
+            model.note_input_size(data['inputs'])
             n = data['inputs'].shape[0]
             model.fit_update(model.extract(data['inputs']), torch.arange(pos, pos + n))
             pos += n
@@ -78,7 +82,7 @@ def fit(model, loader) -> float:
     return time.perf_counter() - start
 
 
-def test(model, loader, metrics):
+def test(model, loader, metrics, resolution='input'):
     start, count, outputs = time.perf_counter(), 0, []
     with torch.no_grad():
         for data in loader:
@@ -89,7 +93,7 @@ def test(model, loader, metrics):
     seconds = time.perf_counter() - start
     result = {}
     if metrics:
-        image, pixel = ImageMetric(), PixelMetric()
+        image, pixel = ImageMetric(), PixelMetric(resolution=resolution)
         for out in outputs:
             image.process(None, out)
             pixel.process(None, out)
@@ -137,7 +141,11 @@ def main():
         logger.setLevel(level)
         model.eval()
         fit_s = fit(model, train_loader)
-        ips, metrics = test(model, test_loader, not args.no_metrics and i == 0)
+        if args.no_test:
+            ips, metrics = float('nan'), {}
+        else:
+            ips, metrics = test(model, test_loader, not args.no_metrics and i == 0,
+                                args.pixel_resolution)
         runs.append(dict(fit_s=fit_s, test_images_per_s=ips, **metrics))
         print(f'run {i}: fit {fit_s:.2f} s, test {ips:.2f} images/s', flush=True)
     result = dict(config=args.config, threads=args.threads, runs=runs,

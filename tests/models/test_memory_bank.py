@@ -192,7 +192,7 @@ def test_patchcore_fit_orders_patches_by_dataset_index():
     from anomaly_plugin.models import PatchCore
     model = PatchCore(backbone=dict(type='FeatureExtractor', backbone=dict(
         type='mmpretrain.MobileNetV2', out_indices=(2,))),
-        memory_bank=dict(type='KNNMemoryBank', coreset_ratio=1.0))
+        memory_bank=dict(type='KNNMemoryBank', coreset_ratio=1.0), feature_dtype='float32')
     emb = torch.randn(6, 3, 2, 2)  # (N, D, h, w), sample i has dataset index i
     model.fit_reset()
     model.fit_update(emb[[4, 1, 5]], torch.tensor([4, 1, 5]))

@@ -38,6 +38,9 @@ class KNNMemoryBank(DynamicBuffersMixin, nn.Module):
         coreset_mode: ``'exact'`` greedy or the opt-in ``'approx'`` mode, see
             :mod:`anomaly_plugin.models.memory.coreset`.
         block_size: block size of ``'approx'`` mode.
+        coreset_kernel: ``'auto'`` (the compiled greedy kernel when it is
+            built, else torch), ``'compiled'`` or ``'torch'``, see
+            :func:`~anomaly_plugin.models.memory.coreset.greedy_coreset`.
         seed: seed of the coreset selection.
         chunk_size: queries per distance GEMM (bounds memory).
         backend: ``'torch'`` (exact GEMM search) or ``'faiss'``
@@ -48,7 +51,8 @@ class KNNMemoryBank(DynamicBuffersMixin, nn.Module):
 
     def __init__(self, coreset_ratio: float = 0.1, projection_dim: Optional[int] = 128,
                  coreset_mode: str = 'exact', block_size: int = 65_536, seed: int = 0,
-                 chunk_size: int = 1024, backend: str = 'torch'):
+                 chunk_size: int = 1024, backend: str = 'torch',
+                 coreset_kernel: str = 'auto'):
         super().__init__()
         if not 0 < coreset_ratio <= 1:
             raise ValueError(f'coreset_ratio must be in (0, 1], got {coreset_ratio}')
@@ -58,6 +62,7 @@ class KNNMemoryBank(DynamicBuffersMixin, nn.Module):
         self.projection_dim = projection_dim
         self.coreset_mode = coreset_mode
         self.block_size = block_size
+        self.coreset_kernel = coreset_kernel
         self.seed = seed
         self.chunk_size = chunk_size
         self.backend = backend
@@ -82,7 +87,7 @@ class KNNMemoryBank(DynamicBuffersMixin, nn.Module):
         n = features.shape[0]
         num = max(1, int(round(n * self.coreset_ratio)))
         idx = greedy_coreset(features, num, self.projection_dim, self.seed,
-                             self.coreset_mode, self.block_size, progress)
+                             self.coreset_mode, self.block_size, progress, self.coreset_kernel)
         self.bank = features[idx].float().contiguous().to(self.bank.device)  # (M, D)
         self._faiss_index = None
         return idx

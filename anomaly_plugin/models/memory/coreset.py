@@ -29,6 +29,7 @@ import torch
 from mmengine.utils import ProgressBar
 
 MODES = ('exact', 'approx')
+KERNELS = ('auto', 'compiled', 'torch')
 
 
 def random_projection(x: torch.Tensor, dim: Optional[int], seed: int = 0,
@@ -57,9 +58,42 @@ def random_projection(x: torch.Tensor, dim: Optional[int], seed: int = 0,
     return out
 
 
+def _kernel(device: torch.device, kernel: str):
+    """The compiled greedy steps for ``kernel`` on ``device``, or None."""
+    if kernel not in KERNELS:
+        raise ValueError(f'coreset kernel must be one of {KERNELS}, got {kernel!r}')
+    if kernel == 'torch' or device.type != 'cpu':
+        if kernel == 'compiled':
+            raise ValueError(f'the compiled coreset kernel runs on the CPU, not {device}')
+        return None
+    from .kernels import greedy_kernel, kernel_error
+    fn = greedy_kernel()
+    if fn is None and kernel == 'compiled':
+        raise RuntimeError(f'the compiled coreset kernel is not available: {kernel_error()}')
+    return fn
+
+
+def _greedy_compiled(fn, z: torch.Tensor, num: int, first: int, low_precision: bool,
+                     bar: Optional[ProgressBar], chunk: int = 1024) -> torch.Tensor:
+    """:func:`_greedy` through the compiled kernel, ``chunk`` steps per call."""
+    zc = (z.to(torch.bfloat16) if low_precision else z).contiguous()  # (N, d)
+    sq = torch.cat([p.float().pow(2).sum(1) for p in zc.split(65_536)])  # (N,)
+    mind = torch.full((z.shape[0],), float('inf'))
+    selected = torch.empty(num, dtype=torch.long)
+    nxt = first
+    for start in range(0, num, chunk):
+        nxt = fn(zc, sq, mind, selected[start:start + chunk], nxt)
+        if bar is not None:
+            bar.update(min(chunk, num - start))
+    return selected
+
+
 def _greedy(z: torch.Tensor, num: int, first: int, low_precision: bool,
-            bar: Optional[ProgressBar]) -> torch.Tensor:
+            bar: Optional[ProgressBar], kernel: str = 'auto') -> torch.Tensor:
     """Greedy k-center on (N, d) float32 points ``z``, starting at ``first``."""
+    fn = _kernel(z.device, kernel)
+    if fn is not None:
+        return _greedy_compiled(fn, z, num, first, low_precision, bar)
     n, dev = z.shape[0], z.device
     # on the CPU a Python int indexes fastest; elsewhere the index stays on
     # the device, so no step waits for the host
@@ -89,7 +123,7 @@ def _greedy(z: torch.Tensor, num: int, first: int, low_precision: bool,
 
 def greedy_coreset(x: torch.Tensor, num: int, projection_dim: Optional[int] = 128,
                    seed: int = 0, mode: str = 'exact', block_size: int = 65_536,
-                   progress: bool = False) -> torch.Tensor:
+                   progress: bool = False, kernel: str = 'auto') -> torch.Tensor:
     """Indices of ``num`` points chosen by greedy k-center.
 
     Args:
@@ -100,6 +134,10 @@ def greedy_coreset(x: torch.Tensor, num: int, projection_dim: Optional[int] = 12
         mode: ``'exact'`` or ``'approx'`` (see the module docstring).
         block_size: largest block of ``'approx'`` mode.
         progress: show a progress bar.
+        kernel: ``'auto'`` (the compiled kernel of
+            :mod:`~anomaly_plugin.models.memory.kernels` on the CPU when it is
+            available, else the torch path), ``'compiled'`` (an error when it
+            is not available) or ``'torch'``.
 
     Returns:
         (num,) int64 indices on ``x``'s device; in selection order for
@@ -117,7 +155,7 @@ def greedy_coreset(x: torch.Tensor, num: int, projection_dim: Optional[int] = 12
     bar = ProgressBar(num) if progress else None
     if mode == 'exact' or n <= block_size:
         first = int(torch.randint(n, (1,), generator=gen))
-        out = _greedy(z, num, first, mode == 'approx', bar)
+        out = _greedy(z, num, first, mode == 'approx', bar, kernel)
     else:
         perm = torch.randperm(n, generator=gen).to(z.device)
         blocks = torch.tensor_split(perm, -(-n // block_size))
@@ -130,7 +168,7 @@ def greedy_coreset(x: torch.Tensor, num: int, projection_dim: Optional[int] = 12
         for b, c in zip(blocks, counts.tolist()):
             if c:
                 first = int(torch.randint(len(b), (1,), generator=gen))
-                picks.append(b[_greedy(z[b], c, first, True, bar)])
+                picks.append(b[_greedy(z[b], c, first, True, bar, kernel)])
         out = torch.cat(picks)
     if bar is not None and num > bar.completed:
         bar.update(num - bar.completed)  # the steps since the last multiple of 256

@@ -1,0 +1,67 @@
+"""The compiled greedy k-center kernel (``csrc/greedy_kcenter.cpp``).
+
+Built with ``torch.utils.cpp_extension`` (g++ and ninja) into
+``csrc/build`` next to the source: ``make install`` builds it, and the first
+use builds it when that did not happen. Where it cannot be built or loaded,
+:func:`greedy_kernel` returns None (with one warning naming the reason) and
+the selection runs on the torch path, which selects the same points.
+
+    python -m anomaly_plugin.models.memory.kernels   # build (verbose) and check
+"""
+import os
+import os.path as osp
+import warnings
+from typing import Callable, Optional
+
+_SOURCE = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc', 'greedy_kcenter.cpp')
+_BUILD_DIR = osp.join(osp.dirname(_SOURCE), 'build')
+_NAME = 'anomaly_plugin_greedy_kcenter'
+
+_state = {'tried': False, 'module': None, 'error': None}
+
+
+def build(verbose: bool = False):
+    """Compile (when the source changed) and import the extension module."""
+    from torch.utils.cpp_extension import load
+    os.makedirs(_BUILD_DIR, exist_ok=True)
+    return load(name=_NAME, sources=[_SOURCE], build_directory=_BUILD_DIR,
+                extra_cflags=['-O3', '-fopenmp'], extra_ldflags=['-fopenmp'],
+                verbose=verbose)
+
+
+def greedy_kernel() -> Optional[Callable]:
+    """The compiled ``greedy_kcenter(points, sq, mind, selected, first) -> next``,
+    or None when the extension is not available (the reason is warned once
+    and kept in :func:`kernel_error`).
+
+    It runs ``len(selected)`` greedy steps on contiguous CPU (N, d) float32
+    or bfloat16 ``points`` with squared norms ``sq`` (N,) float32: step k
+    takes centre ``next`` (``first`` at step 0) into ``selected[k]``, lowers
+    ``mind`` (N,) float32, the squared distance of each point to its nearest
+    centre, in place, and picks the next centre, the first arg-max of
+    ``mind``, which it returns (so a selection can go on in chunks).
+    """
+    if not _state['tried']:
+        _state['tried'] = True
+        try:
+            _state['module'] = build()
+        except Exception as err:  # no compiler, no ninja, read-only install, ...
+            _state['error'] = f'{type(err).__name__}: {err}'
+            warnings.warn('the compiled greedy k-center kernel is not available, the torch '
+                          f'path is used instead ({_state["error"].splitlines()[0]})')
+    module = _state['module']
+    return None if module is None else module.greedy_kcenter
+
+
+def kernel_error() -> Optional[str]:
+    """Why the compiled kernel could not be loaded (None: loaded or not tried)."""
+    return _state['error']
+
+
+if __name__ == '__main__':
+    import torch
+    module = build(verbose=True)
+    pts = torch.randn(1000, 16)
+    sel = torch.empty(5, dtype=torch.long)
+    module.greedy_kcenter(pts, pts.pow(2).sum(1), torch.full((1000,), float('inf')), sel, 0)
+    print('built', module.__file__, 'selects', sel.tolist())
