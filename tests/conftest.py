@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny MVTec-layout dataset generated on the fly."""
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,95 @@ def make_mvtec(root, size=32, n_train=12, n_good=4, n_bad=4, seed=0, ext='.png',
         cv2.imwrite(str(root / 'test/spot' / f'{i:03d}{ext}'), img)
         cv2.imwrite(str(root / 'ground_truth/spot' / f'{i:03d}_mask.png'), mask)
     return str(root)
+
+
+#: parts of every box scene: (category id, slot x range, slot y range); the last part
+#: touches the right border, so its margin is clipped
+BOX_SLOTS = ((1, (6, 10), (8, 14)), (2, (48, 54), (40, 48)), (1, (100, 100), (60, 66)))
+BOX_CATEGORIES = [dict(id=1, name='bolt'), dict(id=2, name='nut'), dict(id=3, name='scratch')]
+
+
+def make_box_scenes(root, n_train=6, n_test=4, part=28, defect=8, seed=0):
+    """Scenes (96x128) of 3 striped parts on a noisy background, with COCO files.
+
+    Bolts (category 1) have vertical stripes, nuts (2) horizontal ones; in test
+    scene ``i < 3`` parts ``i % 3`` and ``(i + 1) % 3`` carry a white
+    ``defect`` x ``defect`` square, the other scenes are normal. Writes
+    ``images/{train,test}_<i>.png``, ``train.json`` / ``test.json`` (COCO:
+    ``anomaly`` 0/1, ``defect_type`` and, for anomalous parts, a
+    ``defect_segmentation`` polygon of the square), ``masks/<stem>_mask.png``
+    (full-image masks of the defective test scenes) and ``results.json``
+    (mmdet COCO results for the test scenes: each part's box shifted by up
+    to 1 px with score 0.9, plus a background box with score 0.2).
+
+    Returns:
+        dict of ``root``, ``train``, ``test``, ``results`` (file paths) and
+        ``truth``: per test annotation ``file``, ``bbox``, ``anomaly`` and
+        ``square`` (x, y, size) or None.
+    """
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    (root / 'images').mkdir(parents=True, exist_ok=True)
+    (root / 'masks').mkdir(exist_ok=True)
+    height, width = 96, 128
+    yy, xx = np.mgrid[:part, :part]
+    truth, results = [], []
+
+    def scene(split, i, defective):
+        img = np.clip(60 + rng.normal(0, 3, (height, width)), 0, 255)
+        mask = np.zeros((height, width), np.uint8)
+        name = f'{split}_{i}.png'
+        image = dict(id=i + 1, file_name=name, width=width, height=height)
+        anns = []
+        for k, (cat, (xa, xb), (ya, yb)) in enumerate(BOX_SLOTS):
+            x, y = int(rng.integers(xa, xb + 1)), int(rng.integers(ya, yb + 1))
+            phase = rng.uniform(0, 2 * np.pi)
+            coord = xx if cat == 1 else yy
+            img[y:y + part, x:x + part] = 150 + 50 * np.sin(coord / 2.0 + phase) \
+                + rng.normal(0, 3, (part, part))
+            bbox = [x, y, part, part]
+            ann = dict(id=len(anns) + 1 + 10 * i, image_id=i + 1, category_id=cat, bbox=bbox,
+                       area=part * part, iscrowd=0, anomaly=int(k in defective),
+                       defect_type='spot' if k in defective else 'good')
+            square = None
+            if k in defective:
+                dx, dy = rng.integers(2, part - defect - 2, 2)
+                sx, sy = x + int(dx), y + int(dy)
+                img[sy:sy + defect, sx:sx + defect] = 255
+                mask[sy:sy + defect, sx:sx + defect] = 255
+                ann['defect_segmentation'] = [[sx, sy, sx + defect, sy, sx + defect,
+                                               sy + defect, sx, sy + defect]]
+                square = (sx, sy, defect)
+            anns.append(ann)
+            if split == 'test':
+                truth.append(dict(file=str(root / 'images' / name), bbox=bbox,
+                                  anomaly=int(k in defective), square=square))
+                jx, jy = rng.integers(-1, 2, 2)
+                results.append(dict(image_id=i + 1, bbox=[x + int(jx), y + int(jy), part, part],
+                                    score=0.9, category_id=cat))
+        if split == 'test':
+            results.append(dict(image_id=i + 1, bbox=[90, 4, 20, 20], score=0.2, category_id=2))
+        gray = np.repeat(img.astype(np.uint8)[..., None], 3, 2)
+        cv2.imwrite(str(root / 'images' / name), gray)
+        if defective:
+            cv2.imwrite(str(root / 'masks' / f'{split}_{i}_mask.png'), mask)
+        return image, anns
+
+    out = dict(root=str(root), truth=truth)
+    for split, n in (('train', n_train), ('test', n_test)):
+        images, anns = [], []
+        for i in range(n):
+            defective = {i % 3, (i + 1) % 3} if split == 'test' and i < 3 else set()
+            image, a = scene(split, i, defective)
+            images.append(image)
+            anns += a
+        out[split] = str(root / f'{split}.json')
+        with open(out[split], 'w') as f:
+            json.dump(dict(images=images, annotations=anns, categories=BOX_CATEGORIES), f)
+    out['results'] = str(root / 'results.json')
+    with open(out['results'], 'w') as f:
+        json.dump(results, f)
+    return out
 
 
 @pytest.fixture
@@ -168,5 +258,5 @@ class UnsafePayload:
 
 
 __all__ = ['UnsafePayload', 'assert_test_and_infer_agree', 'read_csv', 'run_tool', 'AE_CONFIG',
-           'ROOT', 'make_mvtec', 'tiny_ae_options', 'options_to_cli', 'training_runner',
-           'training_progress']
+           'ROOT', 'make_box_scenes', 'make_mvtec', 'tiny_ae_options', 'options_to_cli',
+           'training_runner', 'training_progress']

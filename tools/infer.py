@@ -19,6 +19,22 @@ Writes to ``--out``:
 
 Hidden files (``.*``, e.g. macOS ``._x.png``) in a folder are skipped. Exit
 status 0 when at least one image was scored, 1 when none could be.
+
+Parts found by a detector: ``--boxes RESULTS.json`` scores each box of each
+image of INPUT (the image folder the detector's COCO file names its images
+in) instead of the whole images. RESULTS is an mmdet COCO results file (a list
+of ``{image_id, bbox [x, y, w, h], score, category_id}``, with ``--ann-file``
+the COCO file naming the images and categories), a ``DetInferencer``
+prediction JSON or folder of them (``preds/<image stem>.json``), or a COCO
+annotation file itself (its annotations are the boxes). Boxes below
+``--score-thr`` or not in ``--categories`` are skipped; each crop is the box
+grown by ``--margin`` of its size per side (as in
+:class:`~anomaly_plugin.datasets.BoxCropDataset`; use the training margin).
+``results.csv`` then has one row per box (:data:`BOX_FIELDS`); per image,
+``<name>_heatmap.png`` (and ``<name>_map.npy``, the raw float32 scores) is the
+full image's map with each box's map, resized to its crop, pasted at the crop
+(maximum where crops overlap, 0 elsewhere), and ``<name>_mask.png`` the pasted
+masks when calibrated. A missing or unreadable image gives an error row.
 """
 import argparse
 import csv
@@ -33,11 +49,24 @@ from mmengine.config import Config, DictAction
 from mmengine.utils import ProgressBar
 
 from anomaly_plugin.apis import AnomalyInferencer, checkpoint_error_message, list_images
+from anomaly_plugin.datasets.boxes import (
+    CocoIndex,
+    check_box,
+    crop,
+    crop_box_of,
+    load_detections,
+    paste_maps,
+    read_json,
+)
+from anomaly_plugin.datasets.image_io import read_image
 from anomaly_plugin.engine.config_utils import merge_options
 from anomaly_plugin.visualization import colorize
 
 #: columns of results.csv (and keys of the results.json rows)
 FIELDS = ('image', 'score', 'norm_score', 'decision', 'heatmap', 'mask', 'error')
+#: columns of results.csv with --boxes: one row per box (x1..y2: the detector's box)
+BOX_FIELDS = ('image', 'box_id', 'x1', 'y1', 'x2', 'y2', 'category', 'det_score', 'score',
+              'norm_score', 'decision', 'heatmap', 'mask', 'error')
 #: failed files listed on the console at the end (all are in the results)
 MAX_LISTED_ERRORS = 10
 
@@ -53,6 +82,17 @@ def parse_args(argv=None):
                         'outputs mirror the sub-folders')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--boxes', help='score the boxes of a detector results JSON (or a '
+                        'COCO annotation file) in the images of INPUT, one row per box')
+    parser.add_argument('--ann-file', help='with --boxes: the COCO file naming the images '
+                        'and categories of the results')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='with --boxes: minimum detector score (default 0.3)')
+    parser.add_argument('--categories', nargs='+',
+                        help='with --boxes: category names or ids to score (default all)')
+    parser.add_argument('--margin', type=float, default=0.1,
+                        help='with --boxes: fraction of the box size added on each side '
+                        '(default 0.1, as BoxCropDataset)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, as for tools/train.py and '
                         'tools/test.py (e.g. img_size=256 model.xxx=...)')
@@ -69,10 +109,12 @@ class ResultsWriter:
 
     Args:
         out_dir: output folder (created if missing).
+        fields: the columns.
     """
 
-    def __init__(self, out_dir: str):
+    def __init__(self, out_dir: str, fields=FIELDS):
         self.out_dir = out_dir
+        self.fields = tuple(fields)
         self.rows = []
         self._file = self._writer = None
 
@@ -80,14 +122,14 @@ class ResultsWriter:
         os.makedirs(self.out_dir, exist_ok=True)
         self._file = open(osp.join(self.out_dir, 'results.csv'), 'w', newline='',
                           encoding='utf-8')
-        self._writer = csv.DictWriter(self._file, fieldnames=FIELDS)
+        self._writer = csv.DictWriter(self._file, fieldnames=self.fields)
         self._writer.writeheader()
         self._file.flush()
         return self
 
     def write(self, row: dict) -> None:
-        """Append ``row`` (keys: :data:`FIELDS`; None is written as empty)."""
-        row = {k: row.get(k) for k in FIELDS}
+        """Append ``row`` (keys: the fields; None is written as empty)."""
+        row = {k: row.get(k) for k in self.fields}
         self.rows.append(row)
         self._writer.writerow(row)
         self._file.flush()
@@ -164,6 +206,137 @@ def error_row(img_path: str, err) -> dict:
                 heatmap=None, mask=None, error=message)
 
 
+def load_boxes(args) -> tuple:
+    """The boxes of ``--boxes`` grouped by image, in the COCO file's image order.
+
+    Returns:
+        ``(coco, {image_id: [detection, ...]})`` (detections as
+        :func:`~anomaly_plugin.datasets.boxes.load_detections`), filtered by
+        ``--score-thr`` and ``--categories``.
+
+    Raises:
+        SystemExit: unreadable files, no ``--ann-file`` for a results file,
+            unknown categories (the message names the file).
+    """
+    try:
+        data = read_json(args.boxes, 'boxes file') if osp.isfile(args.boxes) else None
+        if isinstance(data, dict) and 'images' in data:  # a COCO annotation file
+            coco = CocoIndex(args.boxes)
+            dets = [dict(a, score=float(a.get('score', 1.0)))
+                    for anns in coco.annotations.values() for a in anns]
+        else:
+            if not args.ann_file:
+                raise ValueError(f'--boxes {args.boxes} holds detections: give --ann-file '
+                                 'COCO.json, the file naming their images and categories')
+            coco = CocoIndex(args.ann_file)
+            dets = load_detections(args.boxes, coco)
+        keep = coco.category_ids([int(c) if c.isdigit() else c for c in args.categories]
+                                 if args.categories else None, '--categories')
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(f'error: {e}') from e
+    by_image = {i: [] for i in coco.images}
+    for det in dets:
+        if det['score'] >= args.score_thr and (keep is None or det['category_id'] in keep):
+            by_image[det['image_id']].append(det)
+    return coco, {i: d for i, d in by_image.items() if d}
+
+
+def box_row(img_path: str, det: dict, coco: CocoIndex) -> dict:
+    """The detector's part of a box row (keys of :data:`BOX_FIELDS`)."""
+    x, y, w, h = det['bbox']
+    return dict(image=img_path, box_id=det.get('id', det.get('index')), x1=x, y1=y, x2=x + w,
+                y2=y + h, category=coco.categories[det['category_id']],
+                det_score=det['score'])
+
+
+def score_boxes(inferencer, img_path: str, dets: list, coco: CocoIndex, name: str,
+                args, post) -> list:
+    """Score the box crops of one image; write its pasted heat-map (and mask).
+
+    Args:
+        inferencer: the :class:`AnomalyInferencer`.
+        img_path: the image.
+        dets: its boxes.
+        coco: names the categories.
+        name: from :func:`output_name`.
+        args: the tool's arguments (``out``, ``margin``, ``batch_size``).
+        post: the model's postprocessor.
+
+    Returns:
+        One row per box (keys: :data:`BOX_FIELDS`); error rows when the image
+        cannot be read (one per box) or a box leaves the image.
+    """
+    try:
+        img = read_image(img_path)  # (H, W, 3) RGB
+    except Exception as e:  # one bad image must not stop the others
+        return [dict(box_row(img_path, d, coco), **error_row(img_path, e)) for d in dets]
+    shape = img.shape[:2]
+    rows, boxes, crops = [], [], []
+    for det in dets:
+        try:
+            check_box(det['bbox'], shape, f'box {det.get("id", det.get("index"))}')
+        except ValueError as e:
+            rows.append(dict(box_row(img_path, det, coco), **error_row(img_path, e)))
+            continue
+        boxes.append(crop_box_of(det['bbox'], args.margin, shape))
+        crops.append(crop(img, boxes[-1], img_path))  # (h, w, 3)
+        rows.append(box_row(img_path, det, coco))
+    if not crops:
+        return rows
+    preds = inferencer(crops, batch_size=args.batch_size, return_maps=True)['predictions']
+    amap = paste_maps(shape, boxes, [p['anomaly_map'] for p in preds])  # (H, W)
+    if post.has_normalization:
+        vmin, vmax = float(post.pixel_min), float(post.pixel_max)
+    else:
+        vmin, vmax = float(amap.min()), float(amap.max())
+    heatmap, mask = f'{name}_heatmap.png', None
+    write_png(osp.join(args.out, heatmap),
+              cv2.cvtColor(colorize(amap, vmin, vmax), cv2.COLOR_RGB2BGR))
+    np.save(osp.join(args.out, f'{name}_map.npy'), amap)
+    if post.has_threshold:
+        mask = f'{name}_mask.png'
+        pasted = paste_maps(shape, boxes, [p['pred_mask'] for p in preds])  # (H, W)
+        write_png(osp.join(args.out, mask), pasted.astype(np.uint8) * np.uint8(255))
+    scored = iter(preds)
+    for row in rows:
+        if row.get('decision') == 'error':
+            continue
+        pred = next(scored)
+        row.update(score=pred['pred_score'], norm_score=pred.get('norm_score'),
+                   decision=('NG' if pred['pred_label'] else 'OK') if post.has_threshold
+                   else 'n/a', heatmap=heatmap, mask=mask, error=None)
+    return rows
+
+
+def main_boxes(args, inferencer, post) -> None:
+    """``--boxes``: one row per box, one pasted heat-map per image."""
+    coco, by_image = load_boxes(args)
+    if not osp.isdir(args.input):
+        raise SystemExit(f'error: with --boxes, INPUT must be the image folder, got {args.input}')
+    bar = ProgressBar(len(by_image))
+    with ResultsWriter(args.out, BOX_FIELDS) as results:
+        for image_id, dets in by_image.items():
+            file_name = str(coco.images[image_id].get('file_name', ''))
+            img_path = osp.join(args.input, file_name)
+            for row in score_boxes(inferencer, img_path, dets, coco,
+                                   osp.normpath(file_name), args, post):
+                results.write(row)
+            bar.update()
+    rows = results.rows
+    failed = [r for r in rows if r['decision'] == 'error']
+    ng = sum(r['decision'] == 'NG' for r in rows)
+    print(f'\n{len(rows)} boxes in {len(by_image)} images: {len(rows) - len(failed)} scored '
+          f'({ng} NG), {len(failed)} failed; results in {args.out}')
+    for r in failed[:MAX_LISTED_ERRORS]:
+        print(f"error: {r['image']} box {r['box_id']}: {r['error']}", file=sys.stderr)
+    if rows and len(failed) == len(rows):
+        raise SystemExit(f'error: none of the {len(rows)} boxes could be scored (see above '
+                         'and results.csv)')
+    if not rows:
+        raise SystemExit(f'error: no box of {args.boxes} passed --score-thr {args.score_thr} '
+                         'and --categories')
+
+
 def main(argv=None):
     args = parse_args(argv)
     import anomaly_plugin  # noqa: F401  (registers the modules, safe checkpoint loading)
@@ -177,6 +350,9 @@ def main(argv=None):
     if not post.has_threshold:
         print('warning: the checkpoint has no calibrated threshold; decisions are '
               "'n/a' and no masks are written")
+    if args.boxes:
+        main_boxes(args, inferencer, post)
+        return
     try:
         images = list_images(args.input, recursive=args.recursive, exclude=[args.out])
     except (FileNotFoundError, ValueError) as e:

@@ -1,6 +1,9 @@
 """A config means what it says when MMEngine loads it."""
+import copy
 import glob
+import importlib.util
 import os.path as osp
+import sys
 
 import pytest
 from conftest import ROOT
@@ -8,7 +11,11 @@ from mmengine.config import Config
 
 from anomaly_plugin.engine import load_tool_config
 
-CONFIGS = sorted(osp.relpath(p, ROOT) for p in glob.glob(str(ROOT / 'configs/*/*_mvtec.py')))
+# every config: configs/<family>/<name>.py (not the _base_ parts)
+CONFIGS = sorted(osp.relpath(p, ROOT) for p in glob.glob(str(ROOT / 'configs/*/*.py'))
+                 if '/_base_/' not in p and not p.endswith('__init__.py'))
+#: configs whose model is built from another OpenMMLab package's registry
+INTEROP = [c for c in CONFIGS if c.startswith('configs/interop/')]
 KEYS = ('model', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'custom_hooks',
         'train_cfg', 'test_evaluator', 'img_size', 'holdout_ratio', 'data_root')
 
@@ -80,3 +87,30 @@ def test_size_dependent_networks_follow_img_size(config):
 def test_only_the_sized_configs_have_size_dependent_networks():
     for config in set(CONFIGS) - set(SIZED):
         assert not list(_image_sizes(Config.fromfile(str(ROOT / config)).model)), config
+
+
+def test_every_family_is_checked():
+    # the MVTec configs and the interop ones (whose models need mmdet)
+    assert all(c.endswith('_mvtec.py') or c in INTEROP for c in CONFIGS)
+    assert 'configs/interop/patchcore_boxes_coco.py' in INTEROP
+
+
+@pytest.mark.parametrize('config', INTEROP)
+def test_interop_model_needs_its_package(config, monkeypatch):
+    from anomaly_plugin.models.backbones.feature_extractor import BackboneImportError
+    from anomaly_plugin.registry import MODELS
+
+    cfg = Config.fromfile(str(ROOT / config))
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.backbone.backbone.init_cfg = None  # no weights in tests
+    scope = model_cfg.backbone.backbone.type.split('.')[0]
+    with monkeypatch.context() as m:  # without the package: a clear error, not a KeyError
+        m.setitem(sys.modules, scope, None)
+        with pytest.raises(BackboneImportError, match=f'needs {scope}'):
+            MODELS.build(copy.deepcopy(model_cfg))
+    if importlib.util.find_spec(scope) is None:
+        pytest.skip(f'{config}: building its model needs {scope} (not installed)')
+    try:
+        MODELS.build(model_cfg)
+    except BackboneImportError as err:  # e.g. mmdet with mmcv-lite
+        pytest.skip(f'{config}: {err}')

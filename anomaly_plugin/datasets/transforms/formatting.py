@@ -18,14 +18,21 @@ class PackAnomalyInputs(BaseTransform):
     :class:`AnomalyDataSample` with ``gt_label``, ``gt_mask`` (only when
     ``results`` has one) and the ``meta_keys`` present in ``results``.
 
+    The default ``meta_keys`` include the box keys of
+    :class:`BoxCropDataset` samples (``crop_box``, ``box``, ``category``,
+    ``box_score``, ``box_id``, ``full_shape``); ``img_path`` is then the
+    full image the crop comes from.
+
     Args:
-        meta_keys: keys copied into the sample's metainfo.
+        meta_keys: keys copied into the sample's metainfo (when present).
     """
 
     def __init__(self,
                  meta_keys: Sequence[str] = ('img_path', 'mask_path',
                                              'ori_shape', 'img_shape',
-                                             'defect_type', 'mask_threshold')):
+                                             'defect_type', 'mask_threshold',
+                                             'crop_box', 'box', 'category',
+                                             'box_score', 'box_id', 'full_shape')):
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:

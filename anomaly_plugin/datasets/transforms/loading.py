@@ -8,6 +8,7 @@ from mmengine.logging import print_log
 
 from anomaly_plugin.registry import TRANSFORMS
 
+from ..boxes import crop, rasterize
 from ..image_io import read_image, read_mask
 
 _WARNED_EMPTY = set()
@@ -30,10 +31,18 @@ class LoadAnomalyImage(BaseTransform):
 
     Sets ``img`` (H, W, 3) uint8 RGB, ``ori_shape`` and ``img_shape``
     (both (H, W)). See :func:`read_image` for the conversions.
+
+    With a ``crop_box`` ``(x1, y1, x2, y2)`` in ``results`` (e.g. from
+    :class:`BoxCropDataset`) the image is ``img[y1:y2, x1:x2]``: ``img``,
+    ``ori_shape`` and ``img_shape`` are the crop's, ``full_shape`` the whole
+    image's (H, W). A crop outside the image raises a ValueError naming it.
     """
 
     def transform(self, results: dict) -> dict:
         img = read_image(results['img_path'])  # (H, W, 3) uint8
+        if results.get('crop_box') is not None:
+            results['full_shape'] = img.shape[:2]
+            img = crop(img, results['crop_box'], results['img_path'])  # (h, w, 3)
         results['img'] = img
         results['ori_shape'] = img.shape[:2]
         results['img_shape'] = img.shape[:2]
@@ -50,8 +59,12 @@ class LoadAnomalyMask(BaseTransform):
     - ``no_mask`` is True (dataset without masks): ``gt_mask`` stays unset.
     - ``mask_path`` is None and ``gt_label`` is 0: all zeros (H, W).
     - ``mask_path`` is None and ``gt_label`` is 1: error.
+    - ``mask_path`` is None and ``mask_segmentation`` is set (COCO polygons
+      or uncompressed RLE in image coordinates, from :class:`BoxCropDataset`):
+      anomalous samples get them rasterised onto the crop, normal ones zeros.
     - otherwise the mask file is read and binarised; its size must equal
-      the image's. A defective image (``gt_label`` 1) whose mask has no
+      the image's (the full image's with a ``crop_box``, then cropped like
+      the image). A defective image (``gt_label`` 1) whose mask has no
       anomalous pixel is logged as a warning naming both files (once per
       file and process).
 
@@ -81,6 +94,13 @@ class LoadAnomalyMask(BaseTransform):
                 f'resized or cropped ({shape} -> {tuple(results["img_shape"])}); '
                 'put it right after LoadAnomalyImage')
         mask_path = results.get('mask_path')
+        crop_box = results.get('crop_box')
+        if mask_path is None and results.get('mask_segmentation') \
+                and int(results['gt_label']) != 0:
+            box = crop_box if crop_box is not None else (0, 0, shape[1], shape[0])
+            results['gt_mask'] = rasterize(results['mask_segmentation'], box,
+                                           f'image {img_path!r}')  # (h, w)
+            return results
         if mask_path is None:
             if int(results['gt_label']) != 0:
                 raise ValueError(
@@ -92,6 +112,13 @@ class LoadAnomalyMask(BaseTransform):
         if threshold is None:
             threshold = results.get('mask_threshold')
         mask = read_mask(mask_path, threshold)  # (H, W) uint8 {0, 1}
+        if crop_box is not None:
+            full = tuple(results.get('full_shape', mask.shape))
+            if mask.shape != full:
+                raise ValueError(
+                    f'Mask {mask_path!r} is {mask.shape[0]}x{mask.shape[1]} (HxW) but its '
+                    f'image {img_path!r} is {full[0]}x{full[1]}')
+            mask = crop(mask, crop_box, mask_path)  # (h, w)
         if mask.shape != shape:
             raise ValueError(
                 f'Mask {mask_path!r} is {mask.shape[0]}x{mask.shape[1]} (HxW) '

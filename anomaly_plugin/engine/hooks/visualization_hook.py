@@ -68,6 +68,7 @@ class AnomalyVisualizationHook(Hook):
                 mask_threshold=s.get('mask_threshold'),
                 label=int(s.gt_label) if 'gt_label' in s else 0,
                 defect=s.get('defect_type', ''), score=float(s.pred_score),
+                crop_box=s.get('crop_box'), box_id=s.get('box_id'),
                 amap=s.anomaly_map.cpu().numpy().astype(np.float16)))
 
     def _scale(self, post):
@@ -97,11 +98,16 @@ class AnomalyVisualizationHook(Hook):
             image = read_image(item['img_path'])  # (H, W, 3) RGB
             gt = read_mask(item['mask_path'], item['mask_threshold']) if item['mask_path'] else (
                 np.zeros(image.shape[:2], np.uint8) if item['label'] == 0 else None)
+            stem = osp.splitext(osp.basename(item['img_path']))[0]
+            if item['crop_box'] is not None:  # a box of BoxCropDataset: its crop only
+                x1, y1, x2, y2 = item['crop_box']
+                image = image[y1:y2, x1:x2]
+                gt = None if gt is None else gt[y1:y2, x1:x2]
+                stem = f"{stem}_box{item['box_id']}"
             sample = AnomalyDataSample(metainfo=dict(img_path=item['img_path']))
             sample.set_anomaly_map(item['amap'].astype(np.float32))  # resized when drawn
             if gt is not None:
                 sample.set_gt_mask(gt)
-            stem = osp.splitext(osp.basename(item['img_path']))[0]
             name = f"{item['defect']}_{stem}"
             panel = visualizer.add_datasample(
                 name, image, sample, out_file=osp.join(out, f'{name}.png'), step=step,

@@ -1,6 +1,7 @@
 """Frozen multi-layer CNN features as patch embeddings (PatchCore / PaDiM)."""
 import copy
-from typing import Optional
+import importlib
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -8,11 +9,70 @@ from torch import nn
 
 from anomaly_plugin.registry import MODELS
 
+from .weight_conversion import load_prefixed_weights
+
+#: OpenMMLab packages whose backbones a scoped type names (``'mmdet.ResNet'``):
+#: scope -> how to install it (mmdet's models import ``mmcv.ops``)
+BACKBONE_PACKAGES = {
+    'mmpretrain': 'pip install mmpretrain==1.2.0',
+    'mmdet': 'pip install mmdet==3.3.0 and a compiled mmcv, see README',
+    'mmseg': 'pip install mmsegmentation==1.2.2, see README',
+}
+
+
+class BackboneImportError(ImportError):
+    """The package that registers a backbone type cannot be imported."""
+
+
+def import_backbone_scope(type_name: str) -> None:
+    """Import the models of the package a scoped backbone type comes from.
+
+    Fills that package's registry, so ``MODELS.build`` finds
+    ``'mmdet.ResNet'``, ``'mmseg.MixVisionTransformer'``, ... Types without
+    a scope, or with another scope, are left to the registry.
+
+    Args:
+        type_name: the backbone config's ``type``.
+
+    Raises:
+        BackboneImportError: the package is not installed, or importing its
+            models needs the compiled ops of the full ``mmcv`` (``mmcv.ops``)
+            and only ``mmcv-lite`` is there; the message names what to install.
+    """
+    scope = type_name.split('.', 1)[0] if '.' in type_name else None
+    if scope not in BACKBONE_PACKAGES:
+        return
+    install = BACKBONE_PACKAGES[scope]
+    try:
+        importlib.import_module(f'{scope}.models')
+    except ModuleNotFoundError as err:
+        if err.name and err.name.split('.')[0] == scope:
+            raise BackboneImportError(
+                f'type={type_name!r} needs {scope} ({install}); it is not installed') from err
+        if err.name and err.name.startswith('mmcv'):
+            raise BackboneImportError(
+                f'type={type_name!r} needs a compiled mmcv: importing {scope}.models imports '
+                f'mmcv.ops ({err}), which mmcv-lite does not have. Install mmcv built for '
+                'your torch and CUDA versions (see README)') from err
+        raise
+
 
 def _build_backbone(cfg: dict) -> nn.Module:
-    if isinstance(cfg.get('type'), str) and cfg['type'].startswith('mmpretrain.'):
-        import mmpretrain.models  # noqa: F401  (fills mmpretrain's registry)
+    if isinstance(cfg.get('type'), str):
+        import_backbone_scope(cfg['type'])
     return MODELS.build(cfg)
+
+
+def _prefixed_pretrained(cfg: dict) -> Optional[Tuple[str, str]]:
+    """``(checkpoint, prefix)`` of a ``Pretrained`` init_cfg with a prefix, else None."""
+    init = cfg.get('init_cfg')
+    if not isinstance(init, dict) or not init.get('prefix'):
+        return None
+    kind = init.get('type')
+    kind = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+    if kind.split('.')[-1] not in ('Pretrained', 'PretrainedInit'):
+        return None
+    return init['checkpoint'], init['prefix']
 
 
 @MODELS.register_module()
@@ -23,10 +83,43 @@ class FeatureExtractor(nn.Module):
     neighbourhood (stride 1, PatchCore's local patch aggregation), resized
     bilinearly to the first (finest) layer's size and concatenated.
 
+    Backbones come from any registry the scoped type names, its package
+    imported on first use: ``'mmpretrain.MobileNetV2'``, ``'mmpretrain.ResNet'``,
+    ``'mmdet.ResNet'``, ``'mmdet.CSPDarknet'``, ``'mmseg.MixVisionTransformer'``, ...
+    Packages and ``mmcv``:
+
+    * ``mmpretrain`` 1.2.0 never imports ``mmcv.ops``: all its backbones work
+      with ``mmcv-lite``.
+    * ``mmdet`` 3.3.0: ``import mmdet.models`` (which registers any mmdet
+      backbone, and runs first when any ``mmdet.models.*`` module is
+      imported) imports its layers, dense heads and detectors, and
+      ``mmdet/models/layers/bbox_nms.py`` imports ``mmcv.ops``; so every
+      ``mmdet.*`` backbone, ``mmdet.ResNet`` included, needs the compiled
+      ``mmcv``, not ``mmcv-lite``.
+    * ``mmseg`` 1.x guards at least some of its ``mmcv.ops`` imports
+      (``PointHead``'s ``point_sample``: ``try/except ModuleNotFoundError``);
+      whether all of ``mmseg.models`` imports with ``mmcv-lite`` is not
+      verified: a missing ``mmcv.ops`` raises the error below.
+
+    A missing package (or missing compiled ops) raises
+    :class:`BackboneImportError` naming what to install.
+
+    Weights from a detector's or segmentor's full-model checkpoint: give the
+    backbone ``init_cfg=dict(type='Pretrained', checkpoint=PATH,
+    prefix='backbone.')`` (or ``checkpoint=PATH`` here). Such an init_cfg is
+    taken over by this class: :meth:`init_weights` loads the ``backbone.``
+    entries (of the file's ``state_dict``, its ``model``, or the plain dict)
+    weights-only and strictly, and raises a
+    :class:`~.weight_conversion.WeightConversionError` naming the file when
+    no key has the prefix or keys or shapes do not fit (MMEngine's own
+    ``PretrainedInit`` would load it non-strictly). A ``Pretrained``
+    init_cfg without prefix is left to MMEngine, as before.
+
     Args:
-        backbone: config of any mmpretrain backbone returning a tuple of
+        backbone: config of a backbone returning a tensor or a tuple of
             maps for its ``out_indices``, e.g.
-            ``dict(type='mmpretrain.MobileNetV2', out_indices=(2, 4))``.
+            ``dict(type='mmpretrain.MobileNetV2', out_indices=(2, 4))`` or
+            ``dict(type='mmdet.ResNet', depth=50, out_indices=(1, 2))``.
         pool_size: neighbourhood size of the average (1 = off).
         upsample: interpolation of the coarser layers, ``'bilinear'`` or
             ``'nearest'``.
@@ -37,14 +130,27 @@ class FeatureExtractor(nn.Module):
             folded into the convolutions, in channels-last memory format
             (same outputs up to float rounding, several times faster on CPU).
             The copy is rebuilt whenever the weights or the device change.
+        checkpoint: a full-model checkpoint whose ``checkpoint_prefix``
+            entries :meth:`init_weights` loads into the backbone (None: none).
+        checkpoint_prefix: key prefix of the backbone in ``checkpoint``.
 
     Output: (B, C, h, w) with h, w of the first chosen layer.
     """
 
     def __init__(self, backbone: dict, pool_size: int = 3, upsample: str = 'bilinear',
                  num_channels: Optional[int] = None, channel_seed: int = 0,
-                 fast_inference: bool = True):
+                 fast_inference: bool = True, checkpoint: Optional[str] = None,
+                 checkpoint_prefix: str = 'backbone.'):
         super().__init__()
+        prefixed = _prefixed_pretrained(backbone)
+        if prefixed is not None:
+            if checkpoint is not None:
+                raise ValueError('give the backbone checkpoint either as checkpoint= or as a '
+                                 "Pretrained init_cfg with a prefix, not both")
+            checkpoint, checkpoint_prefix = prefixed
+            backbone = dict(copy.deepcopy(backbone), init_cfg=None)
+        self.checkpoint = checkpoint
+        self.checkpoint_prefix = checkpoint_prefix
         self.fast_inference = fast_inference
         self._fast = None  # plain attribute: not a submodule, not in the state dict
         if upsample not in ('bilinear', 'nearest'):
@@ -99,8 +205,11 @@ class FeatureExtractor(nn.Module):
         return self
 
     def init_weights(self) -> None:
+        """The backbone's own init_cfg, then the ``checkpoint`` entries (strict)."""
         if hasattr(self.backbone, 'init_weights'):
             self.backbone.init_weights()
+        if self.checkpoint is not None:
+            load_prefixed_weights(self.backbone, self.checkpoint, self.checkpoint_prefix)
         self.freeze()
         self._fast = None
 

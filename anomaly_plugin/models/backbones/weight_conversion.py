@@ -11,6 +11,9 @@ mmpretrain's backbones:
 Both return backbone-only state dicts, checked key by key and shape by shape
 against the mmpretrain backbone they are meant for, so a config can load them
 with ``init_cfg=dict(type='Pretrained', checkpoint=...)`` on the backbone.
+
+:func:`load_prefixed_weights` loads the backbone part of a detector's or
+segmentor's full-model checkpoint (the ``backbone.`` entries) strictly.
 """
 import os
 from collections import OrderedDict
@@ -41,6 +44,92 @@ def load_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
                                                for v in obj.values()):
         raise WeightConversionError(f'{path}: not a state dict of tensors')
     return dict(obj)
+
+
+def load_prefixed_state_dict(path: PathLike, prefix: str = 'backbone.') -> Dict[str, torch.Tensor]:
+    """The entries of a full-model checkpoint under ``prefix``, prefix stripped.
+
+    The file is read with the plugin's weights-only loader
+    (:func:`anomaly_plugin.engine.checkpoint.safe_load`). The state dict is
+    the file's ``state_dict`` entry (MMEngine checkpoints: mmdet, mmseg,
+    mmpretrain), its ``model`` entry (e.g. detectron2 / DETR style), or the
+    file itself when it is a plain state dict.
+
+    Args:
+        path: the checkpoint file.
+        prefix: key prefix of the sub-module, e.g. ``'backbone.'`` (a missing
+            final dot is added).
+
+    Returns:
+        sub-module key -> tensor, e.g. ``backbone.conv1.weight`` ->
+        ``conv1.weight``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        UnsafeCheckpointError: the file holds pickled objects that are not
+            plain data.
+        WeightConversionError: no state dict in the file, or no key has the
+            prefix (the message lists the prefixes it does have).
+    """
+    from anomaly_plugin.engine.checkpoint import safe_load  # no import cycle at load time
+
+    prefix = prefix if prefix.endswith('.') else prefix + '.'
+    obj = safe_load(os.fspath(path), map_location='cpu')
+    for key in ('state_dict', 'model'):
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+            break
+    if not isinstance(obj, Mapping) or not obj:
+        raise WeightConversionError(
+            f'{path}: no state dict found (expected a mapping of names to tensors, '
+            "or one under 'state_dict' or 'model')")
+    state = {k[len(prefix):]: v for k, v in obj.items()
+             if isinstance(k, str) and k.startswith(prefix)}
+    if not state:
+        heads = sorted({str(k).split('.', 1)[0] + '.' for k in obj})
+        raise WeightConversionError(
+            f'{path}: no key starts with {prefix!r}, so it holds no weights for this '
+            f'backbone; its keys start with {_preview(heads)}')
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise WeightConversionError(f'{path}: entries that are not tensors {_preview(bad)}')
+    return state
+
+
+def load_prefixed_weights(module: torch.nn.Module, path: PathLike,
+                          prefix: str = 'backbone.') -> None:
+    """Load the ``prefix`` entries of a full-model checkpoint into ``module``, strictly.
+
+    Args:
+        module: e.g. a backbone built like the detector's one.
+        path: the full-model checkpoint (see :func:`load_prefixed_state_dict`).
+        prefix: key prefix of the sub-module in the checkpoint.
+
+    Raises:
+        WeightConversionError: the file has no such entries, or they do not
+            fit ``module``: missing / unexpected keys, shape mismatches (all
+            listed, with the file name).
+        FileNotFoundError, UnsafeCheckpointError: see
+            :func:`load_prefixed_state_dict`.
+    """
+    state = load_prefixed_state_dict(path, prefix)
+    reference = module.state_dict()
+    problems = []
+    missing = [k for k in reference if k not in state]
+    if missing:
+        problems.append(f'missing keys {_preview(missing)}')
+    unexpected = [k for k in state if k not in reference]
+    if unexpected:
+        problems.append(f'unexpected keys {_preview(unexpected)}')
+    bad = [f'{k} {tuple(state[k].shape)} vs {tuple(ref.shape)}'
+           for k, ref in reference.items() if k in state and state[k].shape != ref.shape]
+    if bad:
+        problems.append(f'shape mismatches (checkpoint vs model) {_preview(bad)}')
+    if problems:
+        raise WeightConversionError(
+            f'{path}: the {prefix!r} weights do not fit {type(module).__name__} (is the '
+            'backbone config the one the checkpoint was trained with?): ' + '; '.join(problems))
+    module.load_state_dict(state, strict=True)
 
 
 def _rename_and_check(src: StateDict, module_map: Mapping[str, str],
