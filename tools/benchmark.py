@@ -38,10 +38,15 @@ def parse_args():
     p.add_argument('--data-root', required=True)
     p.add_argument('--max-train', type=int, default=None, help='first N training images')
     p.add_argument('--max-test', type=int, default=None, help='first N test images')
+    p.add_argument('--repeat-train', type=int, default=1,
+                   help='pass over the training images this many times (scale runs; '
+                        'with a random flip in the pipeline the repeats differ)')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--runs', type=int, default=3)
     p.add_argument('--no-metrics', action='store_true')
     p.add_argument('--no-test', action='store_true', help='fit only (scale runs)')
+    p.add_argument('--covering-radius', action='store_true',
+                   help="PatchCore: the coreset's covering radius over the training patches")
     p.add_argument('--pixel-resolution', choices=('input', 'original'), default='input',
                    help="pixel metrics at the model input size or at each image's size")
     p.add_argument('--out', help='write the results as JSON here')
@@ -62,6 +67,8 @@ def build(cfg, args):
         n = len(Runner.build_dataloader(dict(cfg.test_dataloader, dataset=test_ds)).dataset)
         test_ds['indices'] = sorted({round(i * (n - 1) / max(1, args.max_test - 1))
                                      for i in range(args.max_test)})
+    if args.repeat_train > 1:
+        train_ds = dict(type='RepeatDataset', times=args.repeat_train, dataset=train_ds)
     train = Runner.build_dataloader(dict(cfg.train_dataloader, dataset=train_ds))
     test = Runner.build_dataloader(dict(cfg.test_dataloader, dataset=test_ds))
     return train, test
@@ -100,6 +107,19 @@ def test(model, loader, metrics, resolution='input'):
         result = {**{f'image/{k}': v for k, v in image.compute_metrics(image.results).items()},
                   **{f'pixel/{k}': v for k, v in pixel.compute_metrics(pixel.results).items()}}
     return count / seconds, result
+
+
+def covering_radius(model, loader) -> float:
+    """Largest distance from a training patch to its nearest bank entry (the
+    coreset's covering radius in the feature space the bank is queried in)."""
+    radius = 0.0
+    with torch.no_grad():
+        for data in loader:
+            emb = model.extract(model.data_preprocessor(data, False)['inputs'])
+            feats = emb.movedim(-3, -1).reshape(-1, emb.shape[-3])  # (patches, D)
+            dist, _ = model.memory_bank.query(feats, k=1)
+            radius = max(radius, float(dist.max()))
+    return radius
 
 
 def knn_diagnostic(model, loader) -> dict:
@@ -155,7 +175,10 @@ def main():
                       r['test_images_per_s'] for r in runs),
                   peak_rss_mb=peak_rss_mb(), metrics=runs[0] if not args.no_metrics else {})
     if hasattr(model, 'memory_bank'):
-        result['knn'] = knn_diagnostic(model, test_loader)
+        if args.covering_radius:
+            result['covering_radius'] = covering_radius(model, train_loader)
+        if not args.no_test:
+            result['knn'] = knn_diagnostic(model, test_loader)
     print(json.dumps({k: v for k, v in result.items() if k != 'runs'}, indent=2))
     if args.out:
         with open(args.out, 'w') as f:

@@ -31,6 +31,9 @@ CASES = {
     'vqvae_nll': ('configs/latent/vqvae_prior_mvtec.py', {'map_type': 'nll'}, 64),
     'patchcore': ('configs/patchcore/patchcore_mobilenetv2_mvtec.py', {}, 64),
     'padim': ('configs/padim/padim_mobilenetv2_mvtec.py', {}, 64),
+    # 3 x 3 tiles of 32 px, 16 apart: the per-tile maps are stitched inside the graph
+    'patchcore_tiled': ('configs/tiling/patchcore_mobilenetv2_tiled_mvtec.py',
+                        {'tile_size': 32, 'stride': 16}, 64),
 }
 
 
@@ -44,8 +47,9 @@ def build(config, opts, size):
     cfg = Config.fromfile(str(ROOT / config))
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.update(opts)
-    if 'backbone' in model_cfg and 'backbone' in model_cfg.backbone:
-        model_cfg.backbone.backbone.init_cfg = None  # no weights in tests
+    inner = model_cfg.get('detector', model_cfg)  # a TiledDetector's wrapped detector
+    if 'backbone' in inner and 'backbone' in inner.backbone:
+        inner.backbone.backbone.init_cfg = None  # no weights in tests
     torch.manual_seed(0)
     model = MODELS.build(model_cfg).eval()
     if model.requires_fit:  # PatchCore / PaDiM: fit on a few random images

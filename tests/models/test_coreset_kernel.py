@@ -38,23 +38,59 @@ def test_compiled_kernel_selects_like_float64_greedy(threads):
         x = torch.randn(3001, 24, generator=torch.Generator().manual_seed(threads))
         sel = torch.empty(150, dtype=torch.long)
         mind = torch.full((3001,), float('inf'))
-        nxt = fn(x, x.pow(2).sum(1), mind, sel, 7)
+        assign = torch.full((3001,), -1, dtype=torch.long)
+        nxt, _ = fn(x, x.pow(2).sum(1), mind, assign, sel, 0, 150, 7, True)
     finally:
         torch.set_num_threads(old)
     expected = reference_greedy(x.numpy(), 151, 7)
     assert sel.tolist() == expected[:150]
     assert nxt == expected[150]
-    # mind: squared distance to the nearest of the 150 centres (0 at the next one)
-    nearest = torch.cdist(x.double(), x[sel].double()).min(1).values ** 2
-    nearest[nxt] = 0.0
+    # mind: squared distance to the nearest of the 150 centres (0 at the next one);
+    # assign: that centre's step (151 centres: the next one is step 150)
+    dist, step = torch.cdist(x.double(), x[sel].double()).min(1)
+    nearest = dist ** 2
+    nearest[nxt], step[nxt] = 0.0, 150
     torch.testing.assert_close(mind.double().clamp_min(0), nearest, atol=1e-4, rtol=1e-4)
+    assert torch.equal(assign, step)
+
+
+def run_kernel(fn, x, num, first, prune, chunks=1):
+    """(selected, mind, assign, evaluated) of ``num`` steps in ``chunks`` calls."""
+    n = x.shape[0]
+    sel = torch.empty(num, dtype=torch.long)
+    mind = torch.full((n,), float('inf'))
+    assign = torch.full((n,), -1, dtype=torch.long)
+    sq = x.float().pow(2).sum(1)
+    evaluated, nxt = 0, first
+    bounds = [round(i * num / chunks) for i in range(chunks + 1)]
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        nxt, count = fn(x, sq, mind, assign, sel, start, stop, nxt, prune)
+        evaluated += count
+    return sel, mind, assign, evaluated
+
+
+def test_pruning_skips_points_and_keeps_the_selection():
+    """Points near a 3-d subspace of 48-d space (patch features, too, have a low
+    intrinsic dimension): late steps skip most points, and the selection, the
+    distances and the assignment are those of computing every distance."""
+    fn = compiled_or_skip()
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(6000, 3, generator=g) @ torch.randn(3, 48, generator=g) / 7
+    x += 0.01 * torch.randn(6000, 48, generator=g)
+    full = run_kernel(fn, x, 600, 11, prune=False)
+    pruned = run_kernel(fn, x, 600, 11, prune=True, chunks=3)
+    for a, b in zip(full[:3], pruned[:3]):
+        assert torch.equal(a, b)
+    assert full[3] == 600 * 6000
+    assert pruned[3] < 0.3 * full[3]
 
 
 def test_compiled_kernel_reads_bfloat16_points():
     fn = compiled_or_skip()
     x = torch.randn(2000, 16, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16)
     sel = torch.empty(100, dtype=torch.long)
-    fn(x, x.float().pow(2).sum(1), torch.full((2000,), float('inf')), sel, 0)
+    fn(x, x.float().pow(2).sum(1), torch.full((2000,), float('inf')),
+       torch.full((2000,), -1, dtype=torch.long), sel, 0, 100, 0, True)
     assert sel.tolist() == reference_greedy(x.float().numpy(), 100, 0)
 
 

@@ -79,12 +79,14 @@ def _greedy_compiled(fn, z: torch.Tensor, num: int, first: int, low_precision: b
     zc = (z.to(torch.bfloat16) if low_precision else z).contiguous()  # (N, d)
     sq = torch.cat([p.float().pow(2).sum(1) for p in zc.split(65_536)])  # (N,)
     mind = torch.full((z.shape[0],), float('inf'))
+    assign = torch.full((z.shape[0],), -1, dtype=torch.long)  # step of the nearest centre
     selected = torch.empty(num, dtype=torch.long)
     nxt = first
     for start in range(0, num, chunk):
-        nxt = fn(zc, sq, mind, selected[start:start + chunk], nxt)
+        stop = min(start + chunk, num)
+        nxt, _ = fn(zc, sq, mind, assign, selected, start, stop, nxt, True)
         if bar is not None:
-            bar.update(min(chunk, num - start))
+            bar.update(stop - start)
     return selected
 
 

@@ -30,16 +30,22 @@ def build(verbose: bool = False):
 
 
 def greedy_kernel() -> Optional[Callable]:
-    """The compiled ``greedy_kcenter(points, sq, mind, selected, first) -> next``,
-    or None when the extension is not available (the reason is warned once
-    and kept in :func:`kernel_error`).
+    """The compiled ``greedy_kcenter(points, sq, mind, assign, selected, start,
+    stop, first, prune) -> (next, evaluated)``, or None when the extension is not available (the
+    reason is warned once and kept in :func:`kernel_error`).
 
-    It runs ``len(selected)`` greedy steps on contiguous CPU (N, d) float32
-    or bfloat16 ``points`` with squared norms ``sq`` (N,) float32: step k
-    takes centre ``next`` (``first`` at step 0) into ``selected[k]``, lowers
+    It runs greedy steps ``start .. stop - 1`` on contiguous CPU (N, d)
+    float32 or bfloat16 ``points`` with squared norms ``sq`` (N,) float32:
+    step k takes centre ``next`` (``first`` at step ``start``) into
+    ``selected[k]`` (``selected[:start]`` holds the earlier centres), lowers
     ``mind`` (N,) float32, the squared distance of each point to its nearest
-    centre, in place, and picks the next centre, the first arg-max of
-    ``mind``, which it returns (so a selection can go on in chunks).
+    centre, and ``assign`` (N,) int64, that centre's step (-1: none), in
+    place, and picks the next centre, the first arg-max of ``mind``, which it
+    returns (so a selection can go on in chunks) with the number of
+    point-centre distances it computed. With ``prune``, points whose nearest
+    centre is more than twice their distance away from the new centre (plus a
+    rounding margin) are skipped: by the triangle inequality it cannot be
+    nearer, so the selection is the one of computing every distance.
     """
     if not _state['tried']:
         _state['tried'] = True
@@ -63,5 +69,6 @@ if __name__ == '__main__':
     module = build(verbose=True)
     pts = torch.randn(1000, 16)
     sel = torch.empty(5, dtype=torch.long)
-    module.greedy_kcenter(pts, pts.pow(2).sum(1), torch.full((1000,), float('inf')), sel, 0)
+    module.greedy_kcenter(pts, pts.pow(2).sum(1), torch.full((1000,), float('inf')),
+                          torch.full((1000,), -1, dtype=torch.long), sel, 0, 5, 0, True)
     print('built', module.__file__, 'selects', sel.tolist())
