@@ -4,18 +4,23 @@ The points are reduced with a Gaussian random projection (as in the PatchCore
 paper) and the greedy 2-approximation of k-center picks, one at a time, the
 point farthest from everything selected so far.
 
-``mode='exact'`` runs that greedy exactly (float32). Each step streams all
-projected points once (one GEMV), so it is memory-bandwidth bound: time is
-about ``num * N * d * 4`` bytes over the memory bandwidth. Peak memory:
-``N * d * 4`` bytes for the projected points plus ``3 * N * 4`` bytes of
-per-point state.
+``mode='exact'`` runs that greedy exactly (float32). On the torch path each
+step streams all projected points once (one GEMV), so it is memory-bandwidth
+bound. Peak memory: ``N * d * 4`` bytes for the projected points plus
+``4 * N * 4`` bytes of per-point state.
 
 ``mode='approx'`` (opt-in) trades exactness for speed: distances are computed
 from bfloat16 copies of the points (half the memory traffic, and about 3x the
 GEMV speed on CPUs with bf16 dot products), and sets larger than
 ``block_size`` points are split into random blocks that are reduced
 independently with the same ratio (each step then streams one block only).
-Peak memory: ``N * d * 6`` bytes plus ``3 * N * 4``.
+Peak memory: ``N * d * 6`` bytes plus ``4 * N * 4``.
+
+On the CPU both modes run in the compiled kernel of
+:mod:`~anomaly_plugin.models.memory.kernels` when it is built (all steps in
+one call; points whose nearest centre is over twice as far from the new
+centre as from them are skipped, which keeps the greedy's result), otherwise
+in the torch loop below (one GEMV per step).
 
 Everything runs on the device of the given points: on a GPU the selection
 never moves the points to the host and never waits for the host between
