@@ -44,6 +44,8 @@ PLAN = {
     'configs/patchcore/patchcore_mobilenetv2_mvtec.py': 1,
     'configs/patchcore/patchcore_resnet18_mvtec.py': 1,
     'configs/patchcore/patchcore_wrn50_mvtec.py': 1,
+    'configs/tiling/padim_mobilenetv2_tiled_mvtec.py': 1,
+    'configs/tiling/patchcore_mobilenetv2_tiled_mvtec.py': 1,
 }
 
 
@@ -73,6 +75,8 @@ def train_and_test(config, data, work_dir, epochs, schedule=None):
     opts.update(schedule or {})
     if 'backbone' in cfg.model and 'backbone' in cfg.model.backbone:
         opts['model.backbone.backbone.init_cfg'] = None  # no weights in tests
+    if 'detector' in cfg.model and 'backbone' in cfg.model.detector:  # TiledDetector
+        opts['model.detector.backbone.backbone.init_cfg'] = None
     cfg.merge_from_dict(opts)
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.train_cfg.pop('val_interval', None)
