@@ -1,7 +1,8 @@
 """Strided convolutional encoder for autoencoders trained from scratch."""
-from typing import Sequence
+from typing import List, Optional, Sequence, Union
 
 import torch
+from mmengine.model import BaseModule
 from torch import nn
 
 from anomaly_plugin.registry import MODELS
@@ -15,21 +16,26 @@ def conv_block(cin: int, cout: int, stride: int) -> nn.Sequential:
 
 
 @MODELS.register_module()
-class ConvEncoder(nn.Module):
+class ConvEncoder(BaseModule):
     """Each stage halves the resolution; a 1x1 conv makes the latent code.
 
     Args:
         in_channels: image channels.
         channels: output channels of each stride-2 stage.
         latent_channels: channels of the latent code (the bottleneck).
+        init_cfg: MMEngine initialisation config(s) that :meth:`init_weights`
+            applies after the default initialisation (e.g.
+            ``dict(type='Kaiming', layer='Conv2d')`` or ``dict(type='Pretrained',
+            checkpoint=PATH, prefix='encoder.')``); None keeps the default.
 
     Output: (B, latent_channels, H / 2**len(channels), W / 2**len(channels)).
     """
 
     def __init__(self, in_channels: int = 3,
                  channels: Sequence[int] = (32, 64, 128, 128),
-                 latent_channels: int = 32):
-        super().__init__()
+                 latent_channels: int = 32,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
         layers, cin = [], in_channels
         for c in channels:
             layers += [conv_block(cin, c, 2), conv_block(c, c, 1)]

@@ -1,10 +1,11 @@
 """Frozen multi-layer CNN features as patch embeddings (PatchCore / PaDiM)."""
 import copy
 import importlib
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.model import BaseModule
 from torch import nn
 
 from anomaly_plugin.registry import MODELS
@@ -76,7 +77,7 @@ def _prefixed_pretrained(cfg: dict) -> Optional[Tuple[str, str]]:
 
 
 @MODELS.register_module()
-class FeatureExtractor(nn.Module):
+class FeatureExtractor(BaseModule):
     """Frozen backbone -> local aggregation -> resize -> concatenation.
 
     Each chosen layer's map is averaged over a ``pool_size`` x ``pool_size``
@@ -133,6 +134,12 @@ class FeatureExtractor(nn.Module):
         checkpoint: a full-model checkpoint whose ``checkpoint_prefix``
             entries :meth:`init_weights` loads into the backbone (None: none).
         checkpoint_prefix: key prefix of the backbone in ``checkpoint``.
+        init_cfg: MMEngine initialisation config(s) of this module, applied by
+            :meth:`init_weights` after the backbone's own init_cfg and
+            ``checkpoint``, e.g. ``dict(type='Pretrained', checkpoint=PATH,
+            prefix='backbone.')`` to take the whole extractor (backbone and
+            channel subset) from a fitted PatchCore / PaDiM checkpoint. None:
+            nothing more (the backbone's weights come from its own config).
 
     Output: (B, C, h, w) with h, w of the first chosen layer.
     """
@@ -140,8 +147,9 @@ class FeatureExtractor(nn.Module):
     def __init__(self, backbone: dict, pool_size: int = 3, upsample: str = 'bilinear',
                  num_channels: Optional[int] = None, channel_seed: int = 0,
                  fast_inference: bool = True, checkpoint: Optional[str] = None,
-                 checkpoint_prefix: str = 'backbone.'):
-        super().__init__()
+                 checkpoint_prefix: str = 'backbone.',
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
         prefixed = _prefixed_pretrained(backbone)
         if prefixed is not None:
             if checkpoint is not None:
@@ -205,11 +213,15 @@ class FeatureExtractor(nn.Module):
         return self
 
     def init_weights(self) -> None:
-        """The backbone's own init_cfg, then the ``checkpoint`` entries (strict)."""
+        """The backbone's own init_cfg, then the ``checkpoint`` entries (strict),
+        then this module's ``init_cfg`` (when given); the backbone stays frozen."""
         if hasattr(self.backbone, 'init_weights'):
             self.backbone.init_weights()
         if self.checkpoint is not None:
             load_prefixed_weights(self.backbone, self.checkpoint, self.checkpoint_prefix)
+        if self.init_cfg:
+            # MMEngine applies init_cfg and skips the backbone, initialised above
+            super().init_weights()
         self.freeze()
         self._fast = None
 

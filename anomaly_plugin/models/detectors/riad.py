@@ -1,8 +1,9 @@
 """Reconstruction by inpainting (RIAD)."""
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.model import BaseModule
 from torch import nn
 
 from anomaly_plugin.registry import MODELS
@@ -19,7 +20,7 @@ def _double_conv(cin: int, cout: int) -> nn.Sequential:
 
 
 @MODELS.register_module()
-class RIADUNet(nn.Module):
+class RIADUNet(BaseModule):
     """U-Net (Ronneberger et al. 2015) image-to-image network.
 
     Level ``i`` has ``base_channels * 2^i`` channels; the encoder halves the
@@ -33,11 +34,15 @@ class RIADUNet(nn.Module):
         out_channels: output channels.
         base_channels: channels of the first level.
         num_downs: number of pooling steps.
+        init_cfg: MMEngine initialisation config(s) that :meth:`init_weights`
+            applies after the default initialisation (e.g.
+            ``dict(type='Kaiming', layer='Conv2d')`` or ``dict(type='Pretrained',
+            checkpoint=PATH, prefix='generator.')``); None keeps the default.
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, base_channels: int = 64,
-                 num_downs: int = 4):
-        super().__init__()
+                 num_downs: int = 4, init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
         if base_channels < 1 or num_downs < 1:
             raise ValueError('RIADUNet: base_channels and num_downs must be >= 1, got '
                              f'{base_channels} and {num_downs}')

@@ -1,14 +1,15 @@
 """Encoder, optional neck and decoder as one trainable part."""
-from typing import Optional
+from typing import List, Optional, Union
 
 import torch
+from mmengine.model import BaseModule
 from torch import nn
 
 from anomaly_plugin.registry import MODELS
 
 
 @MODELS.register_module()
-class AutoEncoderNet(nn.Module):
+class AutoEncoderNet(BaseModule):
     """``decoder(neck(encoder(x)))`` under one name, so that one optimizer of a
     multi-part detector (``optim_wrapper=dict(autoencoder=...)``) covers it.
 
@@ -18,11 +19,15 @@ class AutoEncoderNet(nn.Module):
         neck: config of a module between them (a codebook, a latent editor),
             None for none. Detectors call the three parts themselves when the
             neck returns more than a latent map.
+        init_cfg: MMEngine initialisation config(s) that :meth:`init_weights`
+            applies after the default initialisation (e.g.
+            ``dict(type='Kaiming', layer='Conv2d')`` or ``dict(type='Pretrained',
+            checkpoint=PATH, prefix='autoencoder.')``); None keeps the default.
     """
 
     def __init__(self, encoder: Optional[dict] = None, decoder: Optional[dict] = None,
-                 neck: Optional[dict] = None):
-        super().__init__()
+                 neck: Optional[dict] = None, init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
         self.encoder = MODELS.build(encoder or dict(type='ConvEncoder'))
         self.decoder = MODELS.build(decoder or dict(type='ConvDecoder'))
         self.neck = MODELS.build(neck) if neck else nn.Identity()

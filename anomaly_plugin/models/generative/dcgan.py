@@ -5,9 +5,10 @@ Images are in [0, 1] (the generators end in a sigmoid). A DCGAN stack halves
 side is 4 pixels; its last feature map is what feature matching compares.
 """
 import math
-from typing import Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
+from mmengine.model import BaseModule
 from torch import nn
 
 from anomaly_plugin.registry import MODELS
@@ -73,7 +74,7 @@ def _widths(stages: int, base_channels: int, max_channels: int) -> list:
 
 
 @MODELS.register_module()
-class DCGANEncoder(nn.Module):
+class DCGANEncoder(BaseModule):
     """Image -> vector, a DCGAN discriminator trunk with an ``out_dim`` head.
 
     Args:
@@ -84,11 +85,16 @@ class DCGANEncoder(nn.Module):
         max_channels: cap of the channels.
         norm: normalisation after every stage but the first (DCGAN has none
             on the input layer): ``'batch'``, ``'layer'`` or ``'none'``.
+        init_cfg: MMEngine initialisation config(s) that :meth:`init_weights`
+            applies after the DCGAN initialisation (e.g.
+            ``dict(type='Kaiming', layer='Conv2d')`` or ``dict(type='Pretrained',
+            checkpoint=PATH, prefix='encoder.')``); None keeps the default.
     """
 
     def __init__(self, image_size: Size = 64, in_channels: int = 3, out_dim: int = 100,
-                 base_channels: int = 32, max_channels: int = 256, norm: str = 'batch'):
-        super().__init__()
+                 base_channels: int = 32, max_channels: int = 256, norm: str = 'batch',
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
         stages, (h0, w0) = dcgan_plan(image_size, type(self).__name__)
         widths = _widths(stages, base_channels, max_channels)
         layers, cin = [], in_channels
@@ -119,13 +125,16 @@ class DCGANDiscriminator(DCGANEncoder):
 
     The features (B, F, h0, w0) of the last stage are the ``f(x)`` of
     feature matching (AnoGAN, GANomaly, Skip-GANomaly, f-AnoGAN). Args as
-    :class:`DCGANEncoder` without ``out_dim``; use ``norm='layer'`` or
-    ``'none'`` for a WGAN-GP critic (the gradient penalty is per sample).
+    :class:`DCGANEncoder` without ``out_dim`` (``init_cfg`` included); use
+    ``norm='layer'`` or ``'none'`` for a WGAN-GP critic (the gradient penalty
+    is per sample).
     """
 
     def __init__(self, image_size: Size = 64, in_channels: int = 3, base_channels: int = 32,
-                 max_channels: int = 256, norm: str = 'batch'):
-        super().__init__(image_size, in_channels, 1, base_channels, max_channels, norm)
+                 max_channels: int = 256, norm: str = 'batch',
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(image_size, in_channels, 1, base_channels, max_channels, norm,
+                         init_cfg=init_cfg)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         logits, feats = self.forward_features(x)
@@ -133,7 +142,7 @@ class DCGANDiscriminator(DCGANEncoder):
 
 
 @MODELS.register_module()
-class DCGANGenerator(nn.Module):
+class DCGANGenerator(BaseModule):
     """Latent vector -> image in [0, 1], mirror of :class:`DCGANEncoder`.
 
     Args:
@@ -143,11 +152,16 @@ class DCGANGenerator(nn.Module):
         base_channels: channels before the output layer, doubled per stage
             towards the input (capped at ``max_channels``).
         max_channels: cap of the channels.
+        init_cfg: MMEngine initialisation config(s) that :meth:`init_weights`
+            applies after the DCGAN initialisation (e.g.
+            ``dict(type='Kaiming', layer='Conv2d')`` or ``dict(type='Pretrained',
+            checkpoint=PATH, prefix='generator.')``); None keeps the default.
     """
 
     def __init__(self, image_size: Size = 64, latent_dim: int = 100, out_channels: int = 3,
-                 base_channels: int = 32, max_channels: int = 256):
-        super().__init__()
+                 base_channels: int = 32, max_channels: int = 256,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
         stages, (h0, w0) = dcgan_plan(image_size, type(self).__name__)
         widths = _widths(stages, base_channels, max_channels)[::-1]  # coarse to fine
         layers = [nn.ConvTranspose2d(latent_dim, widths[0], (h0, w0), 1, 0, bias=False),

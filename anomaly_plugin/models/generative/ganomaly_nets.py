@@ -1,7 +1,8 @@
 """Generators of GANomaly (encoder-decoder-encoder) and Skip-GANomaly (U-Net)."""
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 import torch
+from mmengine.model import BaseModule
 from torch import nn
 
 from anomaly_plugin.registry import MODELS
@@ -10,7 +11,7 @@ from .dcgan import Size, as_hw, dcgan_init
 
 
 @MODELS.register_module()
-class EncoderDecoderEncoder(nn.Module):
+class EncoderDecoderEncoder(BaseModule):
     """GANomaly's generator (Akcay et al. 2018): x -> z -> x_hat -> z_hat.
 
     Args:
@@ -19,11 +20,16 @@ class EncoderDecoderEncoder(nn.Module):
         decoder: config of the decoder (latent -> image); ``DCGANGenerator``.
         encoder2: config of the second encoder (reconstruction -> latent);
             a copy of ``encoder``'s config by default (separate weights).
+        init_cfg: MMEngine initialisation config(s) that :meth:`init_weights`
+            applies after the default initialisation (e.g.
+            ``dict(type='Kaiming', layer='Conv2d')`` or ``dict(type='Pretrained',
+            checkpoint=PATH, prefix='generator.')``); None keeps the default.
     """
 
     def __init__(self, encoder: Optional[dict] = None, decoder: Optional[dict] = None,
-                 encoder2: Optional[dict] = None):
-        super().__init__()
+                 encoder2: Optional[dict] = None,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
         encoder = encoder or dict(type='DCGANEncoder')
         self.encoder = MODELS.build(encoder)
         self.decoder = MODELS.build(decoder or dict(type='DCGANGenerator'))
@@ -37,7 +43,7 @@ class EncoderDecoderEncoder(nn.Module):
 
 
 @MODELS.register_module()
-class UNetGenerator(nn.Module):
+class UNetGenerator(BaseModule):
     """Pix2pix-style U-Net (Skip-GANomaly's generator, Akcay et al. 2019).
 
     ``num_downs`` 4x4 stride-2 convs (LeakyReLU 0.2, BatchNorm but on the
@@ -51,11 +57,16 @@ class UNetGenerator(nn.Module):
         base_channels: channels of the first stage, doubled per stage.
         max_channels: cap of the channels.
         num_downs: number of stride-2 stages (6 takes 64 px to 1 px).
+        init_cfg: MMEngine initialisation config(s) that :meth:`init_weights`
+            applies after the DCGAN initialisation (e.g.
+            ``dict(type='Kaiming', layer='Conv2d')`` or ``dict(type='Pretrained',
+            checkpoint=PATH, prefix='generator.')``); None keeps the default.
     """
 
     def __init__(self, image_size: Size = 64, in_channels: int = 3, base_channels: int = 32,
-                 max_channels: int = 256, num_downs: int = 6):
-        super().__init__()
+                 max_channels: int = 256, num_downs: int = 6,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
         h, w = as_hw(image_size)
         if num_downs < 1 or h % 2 ** num_downs or w % 2 ** num_downs:
             raise ValueError(f'UNetGenerator: image_size {h}x{w} must be divisible by '

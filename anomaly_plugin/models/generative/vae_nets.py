@@ -1,7 +1,8 @@
 """Encoder and Gaussian decoder of the variational autoencoder."""
-from typing import Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
+from mmengine.model import BaseModule
 from torch import nn
 
 from anomaly_plugin.registry import MODELS
@@ -29,7 +30,7 @@ def _feature_size(image_size: Size, stages: int, who: str) -> Tuple[int, int]:
 
 
 @MODELS.register_module()
-class VAEEncoder(nn.Module):
+class VAEEncoder(BaseModule):
     """Image -> posterior mean and log-variance, plus the last feature map.
 
     Args:
@@ -40,12 +41,16 @@ class VAEEncoder(nn.Module):
         latent_dim: latent size (vector) or latent channels (spatial).
         latent: ``'vector'`` (flatten + linear: z is (B, latent_dim)) or
             ``'spatial'`` (1x1 conv: z is (B, latent_dim, h, w)).
+        init_cfg: MMEngine initialisation config(s) that :meth:`init_weights`
+            applies after the default initialisation (e.g.
+            ``dict(type='Kaiming', layer='Conv2d')`` or ``dict(type='Pretrained',
+            checkpoint=PATH, prefix='encoder.')``); None keeps the default.
     """
 
     def __init__(self, image_size: Size = 64, in_channels: int = 3,
                  channels: Sequence[int] = (32, 64, 128, 256), latent_dim: int = 128,
-                 latent: str = 'vector'):
-        super().__init__()
+                 latent: str = 'vector', init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
         if latent not in ('vector', 'spatial'):
             raise ValueError(f"VAEEncoder: latent must be 'vector' or 'spatial', got {latent!r}")
         h, w = _feature_size(image_size, len(channels), 'VAEEncoder')
@@ -74,7 +79,7 @@ class VAEEncoder(nn.Module):
 
 
 @MODELS.register_module()
-class VAEDecoder(nn.Module):
+class VAEDecoder(BaseModule):
     """Latent -> Gaussian over the image: per-pixel mean in [0, 1] and log-variance.
 
     Args:
@@ -89,13 +94,17 @@ class VAEDecoder(nn.Module):
             (a fixed variance; 0.5 * squared error up to constants).
         min_logvar: lower bound of the log-variance (keeps the likelihood
             finite on flat regions); the upper bound is ``-min_logvar / 4``.
+        init_cfg: MMEngine initialisation config(s) that :meth:`init_weights`
+            applies after the default initialisation (e.g.
+            ``dict(type='Kaiming', layer='Conv2d')`` or ``dict(type='Pretrained',
+            checkpoint=PATH, prefix='decoder.')``); None keeps the default.
     """
 
     def __init__(self, image_size: Size = 64, out_channels: int = 3,
                  channels: Sequence[int] = (256, 128, 64, 32), latent_dim: int = 128,
                  latent: str = 'vector', variance: Union[str, float] = 'pixel',
-                 min_logvar: float = -9.0):
-        super().__init__()
+                 min_logvar: float = -9.0, init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
         h, w = _feature_size(image_size, len(channels), 'VAEDecoder')
         self.latent, self.fm = latent, (channels[0], h, w)
         if latent == 'vector':

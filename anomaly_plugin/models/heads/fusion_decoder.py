@@ -1,9 +1,10 @@
 """Transposed-convolution decoder fusing latent maps of several scales."""
 import math
-from typing import Sequence
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.model import BaseModule
 from torch import nn
 
 from anomaly_plugin.registry import MODELS
@@ -22,7 +23,7 @@ def _fuse_block(cin: int, cout: int) -> nn.Sequential:
 
 
 @MODELS.register_module()
-class MultiScaleFusionDecoder(nn.Module):
+class MultiScaleFusionDecoder(BaseModule):
     """Decode the coarsest latent and merge the finer ones on the way up.
 
     Starting from the coarsest latent (stride ``in_strides[-1]``), each step
@@ -39,11 +40,16 @@ class MultiScaleFusionDecoder(nn.Module):
         channels: output channels of each doubling step, coarse to fine;
             ``log2(in_strides[-1])`` values.
         out_channels: image channels.
+        init_cfg: MMEngine initialisation config(s) that :meth:`init_weights`
+            applies after the default initialisation (e.g.
+            ``dict(type='Kaiming', layer='Conv2d')`` or ``dict(type='Pretrained',
+            checkpoint=PATH, prefix='decoder.')``); None keeps the default.
     """
 
     def __init__(self, in_channels: Sequence[int], in_strides: Sequence[int],
-                 channels: Sequence[int] = (128, 64, 32, 16), out_channels: int = 3):
-        super().__init__()
+                 channels: Sequence[int] = (128, 64, 32, 16), out_channels: int = 3,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
         in_channels = [int(c) for c in in_channels]
         strides = [int(s) for s in in_strides]
         channels = [int(c) for c in channels]

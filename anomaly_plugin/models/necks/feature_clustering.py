@@ -1,8 +1,9 @@
 """Multi-scale latent projection with learned cluster centres."""
-from typing import List, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.model import BaseModule
 from torch import nn
 
 from anomaly_plugin.registry import MODELS
@@ -61,7 +62,7 @@ def cluster_loss(z: torch.Tensor, centres: torch.Tensor, mode: str = 'min',
 
 
 @MODELS.register_module()
-class FeatureClustering(nn.Module):
+class FeatureClustering(BaseModule):
     """Bottleneck projections of several encoder scales, each with K centres.
 
     For every selected encoder output ``i`` a 1x1 convolution maps its
@@ -83,14 +84,18 @@ class FeatureClustering(nn.Module):
         scale_free: distances relative to the latents' scale (see
             :func:`cluster_loss`); ``False`` gives the raw distances, which a
             network can lower by shrinking its latents alone.
+        init_cfg: MMEngine initialisation config(s) that :meth:`init_weights`
+            applies after the default initialisation (e.g.
+            ``dict(type='Kaiming', layer='Conv2d')`` or ``dict(type='Pretrained',
+            checkpoint=PATH, prefix='neck.')``); None keeps the default.
     """
 
     def __init__(self, in_channels: Sequence[int], in_indices: Sequence[int] = (1, 2, 3),
                  latent_channels: Sequence[int] = (4, 8, 16),
                  num_clusters: Union[int, Sequence[int]] = 8, mode: str = 'min',
                  temperature: float = 1.0, loss_weight: float = 0.1,
-                 scale_free: bool = True):
-        super().__init__()
+                 scale_free: bool = True, init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
         in_channels = [int(c) for c in in_channels]
         self.in_indices = tuple(int(i) for i in in_indices)
         self.latent_channels = tuple(int(c) for c in latent_channels)

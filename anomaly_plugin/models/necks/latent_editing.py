@@ -7,10 +7,10 @@ every latent vector ``z`` becomes ``z + alpha * (c - z)`` with ``c`` its
 nearest centre (``alpha = 1`` replaces it), so the decoder rebuilds a
 normal-looking image from an anomalous latent.
 """
-from typing import Dict, List
+from typing import Dict, List, Optional, Union
 
 import torch
-from torch import nn
+from mmengine.model import BaseModule
 
 from anomaly_plugin.registry import MODELS
 
@@ -18,7 +18,7 @@ from ..memory.kmeans import assign, kmeans
 
 
 @MODELS.register_module()
-class LatentKMeansEditor(nn.Module):
+class LatentKMeansEditor(BaseModule):
     """Identity until fitted; then edits each latent vector of a (B, C, h, w) map.
 
     Training sees the identity (the autoencoder learns to reconstruct); the
@@ -30,11 +30,16 @@ class LatentKMeansEditor(nn.Module):
         alpha: editing strength in [0, 1] (1: replace by the centre).
         iters: Lloyd iterations of the fit.
         seed: seed of the k-means++ seeding.
+        init_cfg: MMEngine initialisation config(s) that :meth:`init_weights`
+            applies, e.g. ``dict(type='Pretrained', checkpoint=PATH,
+            prefix='autoencoder.neck.')`` to take fitted centres from a
+            detector's checkpoint; None keeps the unfitted identity.
     """
 
     def __init__(self, in_channels: int = 32, num_clusters: int = 32, alpha: float = 1.0,
-                 iters: int = 50, seed: int = 0):
-        super().__init__()
+                 iters: int = 50, seed: int = 0,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
         if num_clusters < 1 or not 0.0 <= alpha <= 1.0:
             raise ValueError(f'LatentKMeansEditor: num_clusters must be >= 1 and alpha in '
                              f'[0, 1], got {num_clusters} and {alpha}')

@@ -6,10 +6,11 @@ vector is replaced by a sparse convex combination of learned memory slots,
 so a decoder trained on normal data can only rebuild normal-looking content.
 """
 import math
-from typing import Tuple
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.model import BaseModule
 from torch import nn
 
 from anomaly_plugin.registry import MODELS
@@ -34,7 +35,7 @@ def hard_shrink_relu(weights: torch.Tensor, lambd: float, eps: float = 1e-12) ->
 
 
 @MODELS.register_module()
-class MemoryModule(nn.Module):
+class MemoryModule(BaseModule):
     """Sparse memory addressing of a latent feature map.
 
     With the memory ``M`` (num_slots, C) and each latent vector ``z`` (one
@@ -61,11 +62,16 @@ class MemoryModule(nn.Module):
         loss_weight: factor alpha of the entropy loss (0.0002, the authors'
             default).
         eps: numerical floor of the shrinkage, renormalisation and log.
+        init_cfg: MMEngine initialisation config(s) that :meth:`init_weights`
+            applies after the default initialisation (e.g.
+            ``dict(type='Pretrained', checkpoint=PATH, prefix='neck.')``);
+            None keeps the default.
     """
 
     def __init__(self, in_channels: int, num_slots: int = 2000, shrink_thres: float = 0.0025,
-                 loss_weight: float = 0.0002, eps: float = 1e-12):
-        super().__init__()
+                 loss_weight: float = 0.0002, eps: float = 1e-12,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
         if in_channels < 1 or num_slots < 1:
             raise ValueError('MemoryModule: in_channels and num_slots must be >= 1, got '
                              f'{in_channels} and {num_slots}')

@@ -8,11 +8,12 @@ straight-through estimator ``z_e + sg(e_k - z_e)``; the codebook term
 exponential moving averages of the paper's appendix do) and the commitment
 term ``beta * ||z_e - sg(e_k)||^2`` keeps the encoder near its entries.
 """
-from typing import Dict, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine import dist
+from mmengine.model import BaseModule
 from torch import nn
 
 from anomaly_plugin.registry import MODELS
@@ -40,7 +41,7 @@ def _all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
 
 
 @MODELS.register_module()
-class VectorQuantizer(nn.Module):
+class VectorQuantizer(BaseModule):
     """Codebook with straight-through gradients, optional EMA updates and
     restarts of unused entries.
 
@@ -68,13 +69,17 @@ class VectorQuantizer(nn.Module):
             is restarted; 0 disables restarts.
         usage_decay: decay of the usage average.
         data_init: set the codebook from encoder vectors at the first step.
+        init_cfg: MMEngine initialisation config(s) that :meth:`init_weights`
+            applies after the default initialisation (e.g.
+            ``dict(type='Pretrained', checkpoint=PATH,
+            prefix='autoencoder.neck.')``); None keeps the default.
     """
 
     def __init__(self, num_codes: int = 512, code_dim: int = 64, beta: float = 0.25,
                  ema: bool = False, decay: float = 0.99, eps: float = 1e-5,
                  restart_threshold: float = 1.0, usage_decay: float = 0.99,
-                 data_init: bool = True):
-        super().__init__()
+                 data_init: bool = True, init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
         if num_codes < 2 or code_dim < 1:
             raise ValueError(f'VectorQuantizer: num_codes must be >= 2 and code_dim >= 1, '
                              f'got {num_codes} and {code_dim}')

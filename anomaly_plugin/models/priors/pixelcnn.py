@@ -8,10 +8,11 @@ other. Each layer computes ``tanh(W_f * x) * sigmoid(W_g * x)``; the
 vertical stack feeds the horizontal one through a 1x1 convolution after a
 one-row shift, and the horizontal stack is residual.
 """
-from typing import Optional
+from typing import List, Optional, Union
 
 import torch
 import torch.nn.functional as F
+from mmengine.model import BaseModule
 from torch import nn
 
 from anomaly_plugin.registry import MODELS
@@ -59,7 +60,7 @@ class GatedMaskedLayer(nn.Module):
 
 
 @MODELS.register_module()
-class GatedPixelCNN(nn.Module):
+class GatedPixelCNN(BaseModule):
     """Autoregressive prior over (B, h, w) maps of codes in ``[0, num_codes)``.
 
     The logits at position (i, j) depend only on the codes at positions
@@ -72,11 +73,16 @@ class GatedPixelCNN(nn.Module):
         num_layers: gated layers (the first one excludes the current code).
         kernel_size: odd kernel width.
         hidden: channels of the 1x1 output head.
+        init_cfg: MMEngine initialisation config(s) that :meth:`init_weights`
+            applies after the default initialisation (e.g.
+            ``dict(type='Kaiming', layer='Conv2d')`` or ``dict(type='Pretrained',
+            checkpoint=PATH, prefix='prior.')``); None keeps the default.
     """
 
     def __init__(self, num_codes: int = 512, channels: int = 64, num_layers: int = 8,
-                 kernel_size: int = 5, hidden: int = 256):
-        super().__init__()
+                 kernel_size: int = 5, hidden: int = 256,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        super().__init__(init_cfg=init_cfg)
         if num_layers < 1:
             raise ValueError(f'GatedPixelCNN: num_layers must be >= 1, got {num_layers}')
         self.num_codes = int(num_codes)
