@@ -11,7 +11,9 @@ import time
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-DEFAULT_CONFIG = 'configs/patchcore/patchcore_mobilenetv2_mvtec.py'
+# next to tools/: the repository's configs/, or an installed package's .mim/configs/
+DEFAULT_CONFIG = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs',
+                          'patchcore', 'patchcore_mobilenetv2_mvtec.py')
 
 
 def parse_args():

@@ -13,7 +13,13 @@ launch() {
     else
         py=python3
     fi
-    PYTHONPATH="$dir/..${PYTHONPATH:+:$PYTHONPATH}" "$py" -m torch.distributed.run \
+    # a checkout (tools/ next to anomaly_plugin/) imports its own package; from an
+    # installed package's .mim/tools the installed anomaly_plugin is used as it is
+    local pypath=${PYTHONPATH:-}
+    if [ -d "$dir/../anomaly_plugin" ]; then
+        pypath="$dir/..${pypath:+:$pypath}"
+    fi
+    PYTHONPATH="$pypath" "$py" -m torch.distributed.run \
         --nnodes=1 --node_rank=0 --master_addr=127.0.0.1 --master_port="${PORT:-29500}" \
         --nproc_per_node="$nproc" "$@"
 }
