@@ -28,6 +28,9 @@ def _losses(path, extra, data, work, amp):
             'work_dir': str(work), **extra}
     cfg = merge_options(Config.fromfile(str(ROOT / path)), opts)
     disable_validation(cfg)
+    # runners built in the same second share a MessageHub (the name holds
+    # the timestamp); a name of its own keeps the loss history per run
+    cfg.experiment_name = f'amp_{amp}_{id(cfg)}'
     if amp:
         enable_amp(cfg)
     runner = Runner.from_cfg(cfg)
