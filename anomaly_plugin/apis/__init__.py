@@ -13,13 +13,9 @@ from .inference import (
     load_input,
     map_to_original,
 )
-from .inferencer import (
-    AnomalyInferencer,
-    InferenceBatch,
-    InputPipeline,
-    inference,
-    inference_results,
-)
+from .inferencer import AnomalyInferencer
+from .inputs import InferenceBatch, InputPipeline
+from .shortcuts import inference, inference_results
 
 __all__ = ['AnomalyInferencer', 'InferenceBatch', 'InferenceResult', 'InputPipeline',
            'build_inference_pipeline', 'checkpoint_error_message', 'inference',

@@ -3,110 +3,26 @@ import copy
 import functools
 import os
 import os.path as osp
-from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Sequence, Union
+from typing import Callable, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.dataset import COLLATE_FUNCTIONS, Compose, pseudo_collate
+from mmengine.dataset import COLLATE_FUNCTIONS, pseudo_collate
 from mmengine.device import get_device
 from mmengine.infer import BaseInferencer
 from mmengine.registry import init_default_scope
 from torch import nn
 
 from anomaly_plugin.datasets.image_io import read_image
-from anomaly_plugin.datasets.transforms import LoadAnomalyImage
 from anomaly_plugin.registry import INFERENCERS, SCOPE, VISUALIZERS
 from anomaly_plugin.structures import AnomalyDataSample
 from anomaly_plugin.visualization import AnomalyVisualizer
 
-from .inference import (
-    InferenceResult,
-    build_inference_pipeline,
-    init_detector,
-    list_images,
-    load_input,
-    map_to_original,
-)
+from .inference import init_detector, list_images, map_to_original
+from .inputs import InferenceBatch, InputPipeline, InputType, as_rgb, one_line
 
-InputType = Union[str, os.PathLike, np.ndarray]
 InputsType = Union[InputType, Sequence[InputType]]
-
-
-def _as_rgb(array: np.ndarray) -> np.ndarray:
-    """An image given as an array -> (H, W, 3) uint8 RGB."""
-    if array.dtype != np.uint8:
-        raise ValueError(f'an image array must be uint8, got {array.dtype}')
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
-    if array.ndim == 2:
-        return np.ascontiguousarray(np.repeat(array[..., None], 3, axis=2))
-    if array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f'an image array must be (H, W) or (H, W, 3) RGB, '
-                         f'got shape {array.shape}')
-    return np.ascontiguousarray(array)
-
-
-def _message(err: BaseException) -> str:
-    """An error as one line: its message, or its type when it has none."""
-    return ' '.join(str(err).split()) or type(err).__name__
-
-
-class InputPipeline:
-    """The test pipeline of a config for image files and image arrays.
-
-    Ground-truth transforms are dropped (see
-    :func:`~anomaly_plugin.apis.build_inference_pipeline`); an array skips
-    the image loading step.
-
-    Args:
-        cfg: a config with ``test_dataloader.dataset.pipeline``.
-    """
-
-    def __init__(self, cfg: Config):
-        self.files = build_inference_pipeline(cfg)
-        self.arrays = Compose([t for t in self.files.transforms
-                               if not isinstance(t, LoadAnomalyImage)])
-
-    def __call__(self, item: InputType) -> dict:
-        """Load and pack one input.
-
-        Args:
-            item: an image file, or an (H, W, 3) RGB / (H, W) gray uint8
-                array.
-
-        Returns:
-            ``dict(inputs=(3, h, w) uint8 tensor, data_samples=AnomalyDataSample)``.
-
-        Raises:
-            Exception: what loading the file raises (missing, empty, not an
-                image, ...), ``ValueError`` for an array of another type or
-                shape or when the pipeline drops the input.
-        """
-        if not isinstance(item, np.ndarray):
-            return load_input(self.files, os.fspath(item))
-        img = _as_rgb(item)
-        data = self.arrays(dict(img=img, img_path=None, ori_shape=img.shape[:2],
-                                img_shape=img.shape[:2], mask_path=None, gt_label=0,
-                                defect_type='unknown'))
-        if data is None:
-            raise ValueError('the inference pipeline dropped an image array')
-        return data
-
-
-class InferenceBatch(NamedTuple):
-    """What :meth:`AnomalyInferencer.preprocess` yields for one forward pass.
-
-    Attributes:
-        inputs: the batch's inputs (files or arrays), loaded or not, in order.
-        errors: per input, why it could not be loaded, or None.
-        data: the loaded inputs collated for ``model.test_step``; None when
-            none of them loaded.
-    """
-
-    inputs: List[InputType]
-    errors: List[Optional[Exception]]
-    data: Any
 
 
 @INFERENCERS.register_module()
@@ -298,7 +214,7 @@ class AnomalyInferencer(BaseInferencer):
             else:
                 path = None if isinstance(item, np.ndarray) else os.fspath(item)
                 out.append(AnomalyDataSample(metainfo=dict(
-                    img_path=path, error=_message(err), exception=err)))
+                    img_path=path, error=one_line(err), exception=err)))
         return out
 
     def visualize(self, inputs: list, preds: List[AnomalyDataSample], show: bool = False,
@@ -344,7 +260,7 @@ class AnomalyInferencer(BaseInferencer):
                 panels.append(None)
                 continue
             if isinstance(item, np.ndarray):
-                image, name = _as_rgb(item), f'{index:08d}'
+                image, name = as_rgb(item), f'{index:08d}'
             else:
                 image, name = read_image(os.fspath(item)), osp.basename(os.fspath(item))
             out_file = osp.join(out_dir, f'{name}_panel.png') if out_dir else None
@@ -449,57 +365,4 @@ class AnomalyInferencer(BaseInferencer):
         return results
 
 
-@torch.no_grad()
-def inference_results(model: nn.Module, images: Union[str, Sequence[str]],
-                      batch_size: int = 8) -> Iterator[InferenceResult]:
-    """Predict image files, reporting the files that cannot be loaded.
-
-    Each file goes through the pipeline on its own; a file that fails there
-    (missing, empty, truncated, not an image, ...) yields a result with its
-    error and does not affect the other files. Loaded images are predicted
-    ``batch_size`` at a time (an :class:`AnomalyInferencer` on ``model``).
-
-    Args:
-        model: from :func:`init_detector`.
-        images: an image file or a sequence of them.
-        batch_size: images per forward pass.
-
-    Returns:
-        An iterator of one :class:`InferenceResult` per file, in the order
-        of ``images``.
-    """
-    images = [images] if isinstance(images, (str, os.PathLike)) else list(images)
-    inferencer = AnomalyInferencer(model)
-    for part in inferencer.stream(images, return_datasamples=True, batch_size=batch_size):
-        for sample in part['predictions']:
-            if 'exception' in sample:
-                yield InferenceResult(sample.img_path, None, sample.exception)
-            else:
-                yield InferenceResult(sample.img_path, sample, None)
-
-
-def inference(model: nn.Module, images: Union[str, Sequence[str]],
-              batch_size: int = 8) -> Iterator[AnomalyDataSample]:
-    """Predict image files in batches.
-
-    Args:
-        model: from :func:`init_detector`.
-        images: an image file or a sequence of them.
-        batch_size: images per forward pass.
-
-    Returns:
-        An iterator of one ``AnomalyDataSample`` per image (``img_path``,
-        ``ori_shape``, ``pred_score``, ``anomaly_map`` at the input size,
-        and when the model is calibrated ``pred_label``, ``pred_mask``,
-        ``norm_score``, ``norm_map``). It raises the error of the first
-        file that cannot be loaded (after yielding the images before it);
-        use :func:`inference_results` to go on past such files.
-    """
-    for result in inference_results(model, images, batch_size):
-        if result.error is not None:
-            raise result.error
-        yield result.sample
-
-
-__all__ = ['AnomalyInferencer', 'InferenceBatch', 'InputPipeline', 'inference',
-           'inference_results']
+__all__ = ['AnomalyInferencer']
