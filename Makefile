@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install kernel test lint demo weights clean
+.PHONY: install kernel test lint demo weights clean interop test-interop
 
 install: $(STAMP)
 
@@ -25,7 +25,45 @@ kernel: $(STAMP)
 # two workers with one thread each (pytest-xdist); TEST_WORKERS=0 runs in one process
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) -m "not interop"
+
+# Optional: mmdet 3.3.0, mmsegmentation 1.2.2 and the compiled mmcv 2.1.0 their
+# models need, in this
+# venv (mmcv-lite is replaced). mmcv 2.1.0 is built from its source release;
+# its build script asks for C++17 while torch 2.14's headers need C++20, so the
+# flag is raised in the unpacked source first (nothing else is changed). The
+# build runs with setuptools<81 (mmcv's setup.py imports pkg_resources) from a
+# side folder, so this venv's setuptools stays as it is. The wheel is kept in
+# $(INTEROP)/wheels: a second run only reinstalls it.
+MMCV_VERSION := 2.1.0
+MMDET_VERSION := 3.3.0
+MMSEG_VERSION := 1.2.2
+INTEROP := .interop
+MMCV_SRC := $(INTEROP)/src/mmcv-$(MMCV_VERSION)
+MMCV_WHEEL := $(INTEROP)/wheels/.mmcv-$(MMCV_VERSION)
+
+interop: $(MMCV_WHEEL) weights
+	$(PY) -m pip uninstall -q -y mmcv-lite mmcv 2>/dev/null || true
+	$(PY) -m pip install -q --no-deps $(INTEROP)/wheels/mmcv-$(MMCV_VERSION)-*.whl
+	$(PY) -m pip install -q "mmdet==$(MMDET_VERSION)" "mmsegmentation==$(MMSEG_VERSION)" ftfy regex
+	$(PY) -c "import mmcv.ops, mmdet.models; print('mmcv', mmcv.__version__, '(compiled ops), mmdet', mmdet.__version__)"
+
+$(MMCV_WHEEL): $(STAMP)
+	mkdir -p $(INTEROP)/src $(INTEROP)/wheels
+	$(PY) -m pip install -q --target $(INTEROP)/build-tools "setuptools<81" wheel
+	test -f $(INTEROP)/src/mmcv-$(MMCV_VERSION).tar.gz || PYTHONPATH=$(CURDIR)/$(INTEROP)/build-tools \
+		$(PY) -m pip download -q --no-deps --no-binary :all: --no-build-isolation \
+		"mmcv==$(MMCV_VERSION)" -d $(INTEROP)/src
+	rm -rf $(MMCV_SRC) && tar xzf $(INTEROP)/src/mmcv-$(MMCV_VERSION).tar.gz -C $(INTEROP)/src
+	sed -i 's/-std=c++17/-std=c++20/g' $(MMCV_SRC)/setup.py
+	PYTHONPATH=$(CURDIR)/$(INTEROP)/build-tools MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-2} \
+		$(PY) -m pip wheel -q --no-deps --no-build-isolation $(MMCV_SRC) -w $(INTEROP)/wheels
+	touch $@
+
+# the tests marked `interop`: a detector trained and tested with mmdet's own
+# tools next to the plugin (needs `make interop`; skipped without mmdet)
+test-interop: $(STAMP) weights
+	OMP_NUM_THREADS=2 $(PY) -m pytest tests -m interop
 
 lint: $(STAMP)
 	$(VENV)/bin/pre-commit run --all-files

@@ -22,11 +22,18 @@ from anomaly_plugin.models import (
 )
 
 # PatchCore on the parts a detector boxed: one crop per box of a COCO file
-# (BoxCropDataset), the features of the detector's own ResNet-50. Layout:
+# (BoxCropDataset), the features of the detector's own MobileNetV2 (the
+# RetinaNet of configs/interop/mmdet/retinanet_mobilenetv2_parts.py, trained
+# with mmdet's tools). Layout:
 #   <data_root>/images/*.png
 #   <data_root>/annotations/train.json   normal parts (anomalous ones are left out)
 #   <data_root>/annotations/test.json    parts with "anomaly": 0/1 and
 #                                        "defect_segmentation" polygons
+# To test on the detector's boxes instead of the annotated ones:
+#   --cfg-options test_dataloader.dataset.results_file=<mmdet results .bbox.json>
+# For a Faster R-CNN R-50 checkpoint, use its backbone instead:
+#   type='mmdet.ResNet', depth=50, out_indices=(1, 2) (512 channels at stride 8,
+#   1024 at stride 16) and that checkpoint.
 data_root = 'data/parts'
 img_size = (256, 256)  # every crop is resized to this
 holdout_ratio = 0.1  # normal training boxes kept back for calibration
@@ -34,9 +41,9 @@ margin = 0.1  # fraction of the box size added on each side (tools/infer.py --ma
 categories = None  # part categories to keep (names or ids); None: all
 
 # Building the model needs mmdet 3.3.0 and a compiled mmcv (mmdet's models
-# import mmcv.ops). The backbone is loaded from the detector's checkpoint:
-# its `backbone.` entries, strictly (FeatureExtractor).
-checkpoint = 'checkpoints/faster-rcnn_r50_fpn.pth'
+# import mmcv.ops; `make interop`). The backbone is loaded from the detector's
+# checkpoint: its `backbone.` entries, strictly (FeatureExtractor).
+checkpoint = 'work_dirs/retinanet_mobilenetv2_parts/epoch_24.pth'
 
 train_pipeline = [
     dict(type=LoadAnomalyImage),  # crops the sample's crop_box
@@ -68,11 +75,10 @@ test_evaluator = [dict(type=ImageMetric), dict(type=PixelMetric)]
 model = dict(
     type=PatchCore,
     data_preprocessor=dict(type=AnomalyDataPreprocessor),
-    # ResNet-50 stages 2 and 3 (512 channels at stride 8, 1024 at stride 16), as
-    # mmdet builds it for Faster R-CNN
+    # MobileNetV2 out_indices (2, 4): 32 channels at stride 8 and 96 at stride
+    # 16, as mmdet builds it for the detector
     backbone=dict(type=FeatureExtractor, pool_size=3,
-                  backbone=dict(type='mmdet.ResNet', depth=50, num_stages=4,
-                                out_indices=(1, 2), norm_cfg=dict(type='BN'), style='pytorch',
+                  backbone=dict(type='mmdet.MobileNetV2', out_indices=(2, 4),
                                 init_cfg=dict(type='Pretrained', checkpoint=checkpoint,
                                               prefix='backbone.'))),
     memory_bank=dict(type=KNNMemoryBank, coreset_ratio=0.1, projection_dim=128,

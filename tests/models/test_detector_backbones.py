@@ -142,3 +142,15 @@ def test_mmseg_backbone_without_mmseg_names_the_package(monkeypatch):
     with pytest.raises(ImportError, match=r"'mmseg.MixVisionTransformer' needs mmseg "
                                           r'\(pip install mmsegmentation'):
         FeatureExtractor(backbone=dict(type='mmseg.MixVisionTransformer'))
+
+
+def test_mmseg_without_its_extra_modules_names_them(monkeypatch):
+    def import_module(name):
+        assert name == 'mmseg.models'
+        raise ModuleNotFoundError("No module named 'ftfy'", name='ftfy')
+
+    monkeypatch.setattr(fe_module, 'importlib', types.SimpleNamespace(import_module=import_module))
+    with pytest.raises(fe_module.BackboneImportError,
+                       match=r"importing mmseg.models needs the module 'ftfy'.*pip install "
+                             r'ftfy regex'):
+        FeatureExtractor(backbone=dict(type='mmseg.MixVisionTransformer'))

@@ -55,6 +55,11 @@ def import_backbone_scope(type_name: str) -> None:
                 f'type={type_name!r} needs a compiled mmcv: importing {scope}.models imports '
                 f'mmcv.ops ({err}), which mmcv-lite does not have. Install mmcv built for '
                 'your torch and CUDA versions (see README)') from err
+        if err.name:
+            raise BackboneImportError(
+                f'type={type_name!r}: importing {scope}.models needs the module {err.name!r}, '
+                f'which is not installed (pip install {err.name.split(".")[0]}'
+                + (' regex; mmseg 1.2 imports both' if scope == 'mmseg' else '') + ')') from err
         raise
 
 
@@ -97,10 +102,11 @@ class FeatureExtractor(BaseModule):
       ``mmdet/models/layers/bbox_nms.py`` imports ``mmcv.ops``; so every
       ``mmdet.*`` backbone, ``mmdet.ResNet`` included, needs the compiled
       ``mmcv``, not ``mmcv-lite``.
-    * ``mmseg`` 1.x guards at least some of its ``mmcv.ops`` imports
-      (``PointHead``'s ``point_sample``: ``try/except ModuleNotFoundError``);
-      whether all of ``mmseg.models`` imports with ``mmcv-lite`` is not
-      verified: a missing ``mmcv.ops`` raises the error below.
+    * ``mmseg`` 1.2.2: ``import mmseg.models`` imports ``mmseg.utils``,
+      whose ``mask_classification.py`` imports ``mmcv.ops``; so every
+      ``mmseg.*`` backbone needs the compiled ``mmcv`` too (and ``ftfy`` and
+      ``regex``, which its multimodal models import and its wheel does not
+      install).
 
     A missing package (or missing compiled ops) raises
     :class:`BackboneImportError` naming what to install.
