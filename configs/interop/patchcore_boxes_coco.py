@@ -29,8 +29,13 @@ from anomaly_plugin.models import (
 #   <data_root>/annotations/train.json   normal parts (anomalous ones are left out)
 #   <data_root>/annotations/test.json    parts with "anomaly": 0/1 and
 #                                        "defect_segmentation" polygons
-# To test on the detector's boxes instead of the annotated ones:
-#   --cfg-options test_dataloader.dataset.results_file=<mmdet results .bbox.json>
+# On the detector's boxes instead of the annotated ones (mmdet's test tool
+# run over each split's images writes the results files):
+#   --cfg-options train_dataloader.dataset.results_file=<train .bbox.json>
+#                 test_dataloader.dataset.results_file=<test .bbox.json>
+# Fit on the boxes the model will be tested on: crops of a detector's boxes sit
+# a pixel or two off the annotated ones, and PatchCore fitted on annotated
+# crops scored such normal crops as defects (README, detection projects).
 # For a Faster R-CNN R-50 checkpoint, use its backbone instead:
 #   type='mmdet.ResNet', depth=50, out_indices=(1, 2) (512 channels at stride 8,
 #   1024 at stride 16) and that checkpoint.
@@ -62,14 +67,15 @@ train_dataloader = dict(
     collate_fn=dict(type=pseudo_collate),
     dataset=dict(type=BoxCropDataset, data_root=data_root, img_prefix='images',
                  ann_file='annotations/train.json', categories=categories, margin=margin,
-                 split='train', holdout_ratio=holdout_ratio, pipeline=train_pipeline))
+                 results_file=None, score_threshold=0.5, split='train',
+                 holdout_ratio=holdout_ratio, pipeline=train_pipeline))
 test_dataloader = dict(
     batch_size=16, num_workers=0, persistent_workers=False,
     sampler=dict(type=DefaultSampler, shuffle=False),
     collate_fn=dict(type=pseudo_collate),
     dataset=dict(type=BoxCropDataset, data_root=data_root, img_prefix='images',
                  ann_file='annotations/test.json', categories=categories, margin=margin,
-                 split='test', pipeline=test_pipeline))
+                 results_file=None, score_threshold=0.5, split='test', pipeline=test_pipeline))
 test_evaluator = [dict(type=ImageMetric), dict(type=PixelMetric)]
 
 model = dict(

@@ -2,8 +2,10 @@
 # (trained and tested by mmdet's own tools) and, side by side in the same
 # file, a PatchCore anomaly model whose backbone is the detector's, loaded
 # from the detector's checkpoint. The file is written the way mmdet projects
-# write theirs (inheritance from mmdet's shipped configs, `custom_imports`),
-# since mmdet's tools load it; the plugin's own configs are new-style.
+# write theirs (string types in mmdet's default scope, `custom_imports`),
+# since mmdet's tools load it; the plugin's own configs are new-style. It
+# inherits nothing: mmengine 0.10.7 resolves `mmdet::` base configs with
+# pkg_resources, which setuptools 81 and newer no longer ship.
 #
 #   python $MMDET/.mim/tools/train.py configs/interop/mmdet/retinanet_mobilenetv2_parts.py
 #   python $MMDET/.mim/tools/test.py configs/interop/mmdet/retinanet_mobilenetv2_parts.py \
@@ -17,11 +19,7 @@
 # Layout of the data (COCO, one category per part type):
 #   <data_root>/images/*.png
 #   <data_root>/annotations/train.json, test.json
-_base_ = [
-    'mmdet::_base_/models/retinanet_r50_fpn.py',
-    'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py',
-]
+default_scope = 'mmdet'
 # registers the plugin's datasets, models and metrics (scope `anomaly_plugin`)
 custom_imports = dict(imports=['anomaly_plugin'], allow_failed_imports=False)
 
@@ -33,13 +31,33 @@ work_dir = 'work_dirs/retinanet_mobilenetv2_parts'
 max_epochs = 24
 
 model = dict(
+    type='RetinaNet',
+    data_preprocessor=dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
+                           std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32),
     # MobileNetV2 out_indices (2, 4, 6): 32, 96 and 320 channels at strides 8, 16, 32
-    backbone=dict(_delete_=True, type='MobileNetV2', out_indices=(2, 4, 6),
+    backbone=dict(type='MobileNetV2', out_indices=(2, 4, 6),
                   norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False,
                   init_cfg=dict(type='Pretrained', checkpoint=imagenet_checkpoint)),
-    neck=dict(in_channels=[32, 96, 320], start_level=0, out_channels=64, num_outs=5),
-    bbox_head=dict(num_classes=len(classes), in_channels=64, feat_channels=64,
-                   stacked_convs=2))
+    neck=dict(type='FPN', in_channels=[32, 96, 320], out_channels=64, start_level=0,
+              add_extra_convs='on_input', num_outs=5),
+    bbox_head=dict(
+        type='RetinaHead', num_classes=len(classes), in_channels=64, stacked_convs=2,
+        feat_channels=64,
+        anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4,
+                              scales_per_octave=3, ratios=[0.5, 1.0, 2.0],
+                              strides=[8, 16, 32, 64, 128]),
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0, 0.0, 0.0, 0.0],
+                        target_stds=[1.0, 1.0, 1.0, 1.0]),
+        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
+                      loss_weight=1.0),
+        loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+    train_cfg=dict(
+        assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0,
+                      ignore_iof_thr=-1),
+        sampler=dict(type='PseudoSampler'), allowed_border=-1, pos_weight=-1, debug=False),
+    test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05,
+                  nms=dict(type='nms', iou_threshold=0.5, class_agnostic=True),
+                  max_per_img=100))
 
 # the parts are about 30 px in 128x96 scenes: scaled 2x for the smallest anchors (32 px)
 scale = (256, 192)
@@ -75,15 +93,39 @@ val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'annotations/test.j
                      metric='bbox', format_only=False)
 test_evaluator = val_evaluator
 
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True,
          milestones=[max_epochs * 2 // 3], gamma=0.1),
 ]
-optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4),
+optim_wrapper = dict(type='OptimWrapper',
+                     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4),
                      clip_grad=dict(max_norm=35, norm_type=2))
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=max_epochs))
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=10),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=max_epochs),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='DetVisualizationHook'))
+env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+               dist_cfg=dict(backend='nccl'))
+visualizer = dict(type='DetLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')],
+                  name='visualizer')
+log_processor = dict(type='LogProcessor', window_size=10, by_epoch=True)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0)
+# The plugin's hook stores the message hub's history as plain tensors and
+# numbers: with torch >= 2.6, mmengine 0.10's torch.load is weights-only and
+# refuses the HistoryBuffer objects mmdet's runner otherwise saves, so
+# without it mmdet's own test tool cannot load these checkpoints.
+custom_hooks = [dict(type='anomaly_plugin.PlainCheckpointHook')]
 
 # The anomaly model of configs/interop/patchcore_boxes_coco.py, built from
 # this file's scope: the detector's own MobileNetV2 stages 2 and 4 (32
