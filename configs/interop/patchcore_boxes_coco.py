@@ -34,8 +34,9 @@ from anomaly_plugin.models import (
 #   --cfg-options train_dataloader.dataset.results_file=<train .bbox.json>
 #                 test_dataloader.dataset.results_file=<test .bbox.json>
 # Fit on the boxes the model will be tested on: crops of a detector's boxes sit
-# a pixel or two off the annotated ones, and PatchCore fitted on annotated
-# crops scored such normal crops as defects (README, detection projects).
+# a pixel or two off the annotated ones. Fitted on annotated crops and tested
+# on detected ones, the measured run (README) lost 0.025 AUPRO at 256x256 and
+# dropped to 0.68 image AUROC at 64x64 (0.97 when fitted on detected crops).
 # For a Faster R-CNN R-50 checkpoint, use its backbone instead:
 #   type='mmdet.ResNet', depth=50, out_indices=(1, 2) (512 channels at stride 8,
 #   1024 at stride 16) and that checkpoint.

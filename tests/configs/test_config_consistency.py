@@ -105,7 +105,8 @@ def test_interop_model_needs_its_package(config, monkeypatch):
     model_cfg.backbone.backbone.init_cfg = None  # no weights in tests
     scope = model_cfg.backbone.backbone.type.split('.')[0]
     with monkeypatch.context() as m:  # without the package: a clear error, not a KeyError
-        m.setitem(sys.modules, scope, None)
+        for name in (scope, f'{scope}.models'):  # also when already imported
+            m.setitem(sys.modules, name, None)
         with pytest.raises(BackboneImportError, match=f'needs {scope}'):
             MODELS.build(copy.deepcopy(model_cfg))
     if importlib.util.find_spec(scope) is None:

@@ -119,7 +119,9 @@ def test_checkpoint_loads_weights_only(tmp_path):
 
 
 def test_mmdet_backbone_without_mmdet_names_the_package(monkeypatch):
-    monkeypatch.setitem(sys.modules, 'mmdet', None)  # `import mmdet` fails, installed or not
+    # `import mmdet.models` fails, installed (and already imported) or not
+    for name in ('mmdet', 'mmdet.models'):
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(fe_module.BackboneImportError,
                        match=r"type='mmdet.ResNet' needs mmdet \(pip install mmdet==3.3.0 "
                              r'and a compiled mmcv, see README\)'):
@@ -138,7 +140,8 @@ def test_mmdet_with_mmcv_lite_asks_for_compiled_mmcv(monkeypatch):
 
 
 def test_mmseg_backbone_without_mmseg_names_the_package(monkeypatch):
-    monkeypatch.setitem(sys.modules, 'mmseg', None)
+    for name in ('mmseg', 'mmseg.models'):
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(ImportError, match=r"'mmseg.MixVisionTransformer' needs mmseg "
                                           r'\(pip install mmsegmentation'):
         FeatureExtractor(backbone=dict(type='mmseg.MixVisionTransformer'))
