@@ -35,7 +35,7 @@ def trained(tmp_path_factory):
     runner.train()
     metrics = runner.test()
     return dict(scenes=scenes, metrics=metrics, ckpt=str(tmp / 'work' / 'epoch_1.pth'),
-                tested=[float(r['score']) for r in read_csv(dump)], tmp=tmp)
+                tested=read_csv(dump), tmp=tmp)
 
 
 def test_patchcore_on_box_crops_finds_the_defective_parts(trained):
@@ -87,8 +87,17 @@ def test_infer_boxes_of_the_annotations_match_the_test_run(trained):
     # of tools/infer.py are those of runner.test(), box by box
     rows = infer(trained, trained['tmp'] / 'infer_ann', '--boxes', trained['scenes']['test'])
     assert len(rows) == 12
+    # predictions.csv of the test run names each box as infer does
+    assert list(trained['tested'][0]) == ['image', 'box_id', 'x1', 'y1', 'x2', 'y2', 'category',
+                                          'det_score', 'defect_type', 'gt_label', 'score',
+                                          'norm_score', 'decision']
     for row, tested in zip(rows, trained['tested']):
-        assert float(row['score']) == pytest.approx(tested, rel=1e-4), row
+        assert float(row['score']) == pytest.approx(float(tested['score']), rel=1e-4), row
+        for key in ('image', 'box_id', 'category'):
+            assert row[key] == tested[key], (row, tested)
+        for key in ('x1', 'y1', 'x2', 'y2'):
+            assert float(row[key]) == pytest.approx(float(tested[key])), (row, tested)
+        assert tested['det_score'] == ''  # annotated boxes
 
 
 def test_infer_boxes_reports_a_missing_image_and_goes_on(trained, tmp_path):
