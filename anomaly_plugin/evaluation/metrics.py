@@ -283,6 +283,12 @@ class PixelMetric(BaseMetric):
         """The stored entry of one sample for ``resolution='original'``."""
         owner = type(self).__name__
         img_path = sample.get('img_path', None)
+        if sample.get('crop_box', None) is not None:
+            raise ValueError(
+                f"{owner}: resolution='original' compares each map with its "
+                f'whole image, but the samples are crops (box '
+                f"{sample.get('box_id', '?')} of {img_path!r}, e.g. of "
+                "BoxCropDataset); use resolution='input'")
         ori_shape = sample.get('ori_shape', None)
         if ori_shape is None:
             raise KeyError(

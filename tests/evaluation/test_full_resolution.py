@@ -248,6 +248,9 @@ def test_original_errors(tmp_path):
     del no_path['mask_path']
     with pytest.raises(ValueError, match='mask_path'):
         PixelMetric(resolution='original').process(None, [no_path])
+    crop = dict(samples[0], crop_box=(2, 2, 10, 10), box_id=3)  # a BoxCropDataset sample
+    with pytest.raises(ValueError, match="are crops \\(box 3 of .*use resolution='input'"):
+        PixelMetric(resolution='original').process(None, [crop])
     samples[2]['anomaly_map'][3, 3] = float('nan')
     metric = PixelMetric(resolution='original')
     metric.process(None, samples)
