@@ -6,6 +6,7 @@ import numpy as np
 from mmengine.config import Config
 from mmengine.dataset import Compose
 
+from anomaly_plugin.datasets import image_io
 from anomaly_plugin.datasets.transforms import LoadAnomalyImage
 
 from .inference import build_inference_pipeline, load_input
@@ -14,17 +15,8 @@ InputType = Union[str, os.PathLike, np.ndarray]
 
 
 def as_rgb(array: np.ndarray) -> np.ndarray:
-    """An image given as an array -> (H, W, 3) uint8 RGB."""
-    if array.dtype != np.uint8:
-        raise ValueError(f'an image array must be uint8, got {array.dtype}')
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[..., 0]
-    if array.ndim == 2:
-        return np.ascontiguousarray(np.repeat(array[..., None], 3, axis=2))
-    if array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f'an image array must be (H, W) or (H, W, 3) RGB, '
-                         f'got shape {array.shape}')
-    return np.ascontiguousarray(array)
+    """An image given as an array -> (H, W, 3) uint8 RGB (see :func:`image_io.as_rgb`)."""
+    return image_io.as_rgb(array, 'an image array')
 
 
 def one_line(err: BaseException) -> str:

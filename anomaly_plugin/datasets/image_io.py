@@ -101,6 +101,31 @@ def _to_rgb_uint8(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
 
 
+def as_rgb(image: np.ndarray, what: str = 'image') -> np.ndarray:
+    """An image given as an array -> (H, W, 3) uint8 RGB.
+
+    Args:
+        image: (H, W), (H, W, 1) or (H, W, 3) uint8.
+        what: how error messages name the array.
+
+    Returns:
+        The (H, W, 3) uint8 RGB array (gray repeated), contiguous.
+
+    Raises:
+        ValueError: another dtype or shape.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f'{what} must be uint8, got {image.dtype}')
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        return np.ascontiguousarray(np.repeat(image[..., None], 3, axis=2))
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f'{what} must be (H, W) or (H, W, 3) RGB, got shape {image.shape}')
+    return np.ascontiguousarray(image)
+
+
 def read_image(path: str) -> np.ndarray:
     """Read an image as RGB.
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from mmengine.visualization import Visualizer
 
+from anomaly_plugin.datasets.image_io import as_rgb
 from anomaly_plugin.registry import VISUALIZERS
 
 from .panel import render_panel, resize_map
@@ -28,20 +29,6 @@ def _resize_mask(mask: _Array, shape: Sequence[int]) -> np.ndarray:
         return mask
     return cv2.resize(mask, (int(shape[1]), int(shape[0])),
                       interpolation=cv2.INTER_NEAREST)
-
-
-def _rgb(image: np.ndarray) -> np.ndarray:
-    """(H, W), (H, W, 1) or (H, W, 3) uint8 -> (H, W, 3) uint8 RGB."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ValueError(f'image must be uint8, got {image.dtype}')
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    if image.ndim == 2:
-        return np.ascontiguousarray(np.repeat(image[..., None], 3, axis=2))
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f'image must be (H, W) or (H, W, 3), got {image.shape}')
-    return np.ascontiguousarray(image)
 
 
 def write_image(path: str, image: np.ndarray) -> None:
@@ -126,7 +113,7 @@ class AnomalyVisualizer(Visualizer):
         Returns:
             (H + 20, 4 * W, 3) uint8 RGB.
         """
-        image = _rgb(image)
+        image = as_rgb(image)
         shape = image.shape[:2]
         sample = data_sample if data_sample is not None else {}
         alpha = self.alpha if alpha is None else float(alpha)

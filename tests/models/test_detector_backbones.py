@@ -128,15 +128,23 @@ def test_mmdet_backbone_without_mmdet_names_the_package(monkeypatch):
         FeatureExtractor(backbone=dict(type='mmdet.ResNet', depth=50, out_indices=(1, 2)))
 
 
-def test_mmdet_with_mmcv_lite_asks_for_compiled_mmcv(monkeypatch):
+@pytest.mark.parametrize('backbone,missing,message', [
+    # mmdet's models import mmcv.ops, which mmcv-lite lacks
+    ('mmdet.CSPDarknet', 'mmcv._ext', r"type='mmdet.CSPDarknet' needs a compiled mmcv.*mmcv-lite"),
+    # mmseg's multimodal models import ftfy and regex, which its wheel does not install
+    ('mmseg.MixVisionTransformer', 'ftfy',
+     r"importing mmseg.models needs the module 'ftfy'.*pip install ftfy regex"),
+])
+def test_a_module_the_package_imports_is_named(monkeypatch, backbone, missing, message):
+    scope = backbone.split('.')[0]
+
     def import_module(name):
-        assert name == 'mmdet.models'
-        raise ModuleNotFoundError("No module named 'mmcv._ext'", name='mmcv._ext')
+        assert name == f'{scope}.models'
+        raise ModuleNotFoundError(f'No module named {missing!r}', name=missing)
 
     monkeypatch.setattr(fe_module, 'importlib', types.SimpleNamespace(import_module=import_module))
-    with pytest.raises(fe_module.BackboneImportError,
-                       match=r"type='mmdet.CSPDarknet' needs a compiled mmcv.*mmcv-lite"):
-        FeatureExtractor(backbone=dict(type='mmdet.CSPDarknet'))
+    with pytest.raises(fe_module.BackboneImportError, match=message):
+        FeatureExtractor(backbone=dict(type=backbone))
 
 
 def test_mmseg_backbone_without_mmseg_names_the_package(monkeypatch):
@@ -146,14 +154,3 @@ def test_mmseg_backbone_without_mmseg_names_the_package(monkeypatch):
                                           r'\(pip install mmsegmentation'):
         FeatureExtractor(backbone=dict(type='mmseg.MixVisionTransformer'))
 
-
-def test_mmseg_without_its_extra_modules_names_them(monkeypatch):
-    def import_module(name):
-        assert name == 'mmseg.models'
-        raise ModuleNotFoundError("No module named 'ftfy'", name='ftfy')
-
-    monkeypatch.setattr(fe_module, 'importlib', types.SimpleNamespace(import_module=import_module))
-    with pytest.raises(fe_module.BackboneImportError,
-                       match=r"importing mmseg.models needs the module 'ftfy'.*pip install "
-                             r'ftfy regex'):
-        FeatureExtractor(backbone=dict(type='mmseg.MixVisionTransformer'))
