@@ -78,29 +78,31 @@ class PatchCore(FittedDetector):
         """Every rank's parts and dataset indices on the main process.
 
         One process: the parts as kept. Distributed: the other ranks send
-        their embeddings to rank 0 one rank at a time, as tensors
-        (point-to-point, no pickling), so rank 0 holds its own features plus
-        one incoming rank's buffer at a time besides what it has received,
-        and the other ranks never hold anyone else's. Rank 0 gets the parts
-        of rank ``r`` as one tensor; the other ranks get ``([], idx)``.
+        their embeddings to rank 0 one rank at a time and part by part, as
+        tensors (point-to-point, no pickling, no concatenated copy), so no
+        rank ever holds a second copy of its features and rank 0 holds
+        nothing but what it has received besides its own. Rank 0 gets every
+        rank's parts in rank order; the other ranks get ``([], idx)``.
         """
         parts, idx = self._parts, torch.cat(self._indices)  # (n,)
         world = dist.get_world_size()
         if world == 1:
             return parts, idx
-        local = torch.cat(parts)  # (n_r, D, h, w)
-        shapes = dist.all_gather_object(tuple(local.shape))
+        shapes = dist.all_gather_object([tuple(p.shape) for p in parts])
+        device = parts[0].device if parts else torch.device('cpu')
         if dist.get_rank() != 0:
-            torch.distributed.send(local.contiguous(), dst=0)
-            torch.distributed.send(idx.to(local.device), dst=0)
+            for part in parts:
+                torch.distributed.send(part.contiguous(), dst=0)
+            torch.distributed.send(idx.to(device), dst=0)
             return [], idx
-        parts, indices = [local], [idx]
+        parts, indices = list(parts), [idx]
         for r in range(1, world):
-            buf = local.new_empty(shapes[r])
-            torch.distributed.recv(buf, src=r)
-            ids = torch.empty(shapes[r][0], dtype=torch.long, device=local.device)
+            for shape in shapes[r]:  # (b, D, h, w) each
+                buf = torch.empty(shape, dtype=self.feature_dtype, device=device)
+                torch.distributed.recv(buf, src=r)
+                parts.append(buf)
+            ids = torch.empty(sum(s[0] for s in shapes[r]), dtype=torch.long, device=device)
             torch.distributed.recv(ids, src=r)
-            parts.append(buf)
             indices.append(ids.cpu())
         return parts, torch.cat(indices)
 
