@@ -114,6 +114,8 @@ class BoxCropDataset(BaseAnomalyDataset):
         self.ann_file_path = self._resolve(ann_file)
         self.img_dir = self._resolve(img_prefix) if img_prefix else data_root
         self.results_file = None if results_file is None else self._resolve(results_file)
+        self._check_relative(results_file, self.results_file, 'results_file')
+        self._check_relative(ann_file, self.ann_file_path, 'ann_file')
         self.score_threshold = float(score_threshold)
         self.margin = float(margin)
         self.min_size = float(min_size)
@@ -139,6 +141,16 @@ class BoxCropDataset(BaseAnomalyDataset):
                     'overlapping defect annotation), or none')
         super().__init__(split=split, holdout_ratio=holdout_ratio, holdout_seed=holdout_seed,
                          data_root=data_root, **kwargs)
+
+    def _check_relative(self, given: Optional[str], resolved: Optional[str], key: str) -> None:
+        """A relative path missing under ``data_root`` but present from the
+        working folder: FileNotFoundError that says how paths resolve."""
+        if given is None or osp.exists(resolved) or not osp.exists(given):
+            return
+        raise FileNotFoundError(
+            f'{key} {resolved!r} not found: a relative {key} is relative to data_root '
+            f'({self.data_root!r}); for the file {osp.abspath(given)!r} give that '
+            'absolute path')
 
     # ----------------------------------------------------------------- parsing
     def _image(self, image_id) -> str:

@@ -213,3 +213,16 @@ def test_paste_maps_takes_the_maximum_where_crops_overlap():
     out = paste_maps((10, 12), [(0, 0, 6, 4), (3, 2, 8, 7)], maps)  # (10, 12)
     assert out[0, 0] == 1 and out[3, 4] == 2 and out[6, 7] == 2 and out[9, 11] == 0
     assert out[1, 5] == 1 and out[2, 5] == 2  # overlap: the larger value
+
+
+def test_a_path_relative_to_the_working_folder_is_explained(scenes, tmp_path, monkeypatch):
+    # results.json exists from the working folder, not under data_root
+    results = tmp_path / 'dets' / 'results.json'
+    results.parent.mkdir()
+    shutil.copy(scenes['results'], results)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"results_file .* not found: a relative "
+                                                r"results_file is relative to data_root.*give "
+                                                r'that absolute path'):
+        dataset(scenes, results_file='dets/results.json')
+    assert len(dataset(scenes, results_file=str(results))) == 16  # the absolute path works
