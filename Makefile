@@ -27,14 +27,14 @@ TEST_WORKERS ?= 2
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) -m "not interop"
 
-# Optional: mmdet 3.3.0, mmsegmentation 1.2.2 and the compiled mmcv 2.1.0 their
-# models need, in this
-# venv (mmcv-lite is replaced). mmcv 2.1.0 is built from its source release;
-# its build script asks for C++17 while torch 2.14's headers need C++20, so the
-# flag is raised in the unpacked source first (nothing else is changed). The
-# build runs with setuptools<81 (mmcv's setup.py imports pkg_resources) from a
-# side folder, so this venv's setuptools stays as it is. The wheel is kept in
-# $(INTEROP)/wheels: a second run only reinstalls it.
+# Optional: mmdet 3.3.0, mmsegmentation 1.2.2 and the compiled mmcv 2.1.0
+# their models need, in this venv (mmcv-lite is replaced). mmcv 2.1.0 is
+# built from its source release; its build script asks for C++17 while torch
+# 2.14's headers need C++20, so the flag is raised in the unpacked source
+# first (nothing else is changed). The build runs with setuptools<81 (mmcv's
+# setup.py imports pkg_resources) from a side folder, so this venv's
+# setuptools stays as it is. The wheel is kept in $(INTEROP)/wheels: a second
+# run only reinstalls it (about 15 minutes for the build on 2 cores).
 MMCV_VERSION := 2.1.0
 MMDET_VERSION := 3.3.0
 MMSEG_VERSION := 1.2.2
