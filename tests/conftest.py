@@ -180,9 +180,9 @@ def options_to_cli(opts):
     return out
 
 
-def run_tool(args, timeout=300):
+def run_tool(args, timeout=300, threads=1):
     """Run ``python ARGS`` from the repository root; fail with its output."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS=str(threads))
     proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

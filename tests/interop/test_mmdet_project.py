@@ -5,8 +5,9 @@ One scenario, run with mmdet's own tools as a user runs them: the RetinaNet of
 generated scenes of striped parts with mmdet's ``tools/train.py`` and run
 over the test scenes with mmdet's ``tools/test.py`` (its COCO results JSON);
 PatchCore (``configs/interop/patchcore_boxes_coco.py``) then takes its
-backbone from the detector's checkpoint, is fitted on the annotated normal
-parts with the plugin's ``tools/train.py`` and tested on the detector's boxes.
+backbone from the detector's checkpoint, is fitted on the detector's boxes of
+the normal training parts with the plugin's ``tools/train.py`` and tested on
+the detector's boxes of the test scenes.
 Left out of ``make test``; skipped when mmdet or the compiled mmcv is missing.
 """
 import copy
@@ -14,13 +15,14 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, make_box_scenes, read_csv
+from conftest import ROOT, make_box_scenes, read_csv, run_tool
+
+from anomaly_plugin.datasets.boxes import box_iou
 
 pytestmark = pytest.mark.interop
 
@@ -45,21 +47,9 @@ def _mmdet_tools():
     return os.path.join(os.path.dirname(mmdet.__file__), '.mim', 'tools')
 
 
-def _run(args, timeout=900):
-    """``python ARGS`` from the repository root, two threads; fails with its output."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='2')
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    return proc.stdout + proc.stderr
-
-
-def _iou(a, b):
-    """IoU of two COCO boxes (x, y, w, h)."""
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+def _run(args):
+    """``python ARGS`` from the repository root with two threads (conftest's run_tool)."""
+    return run_tool(args, timeout=900, threads=2)
 
 
 @pytest.fixture(scope='module')
@@ -130,7 +120,7 @@ def test_the_detector_finds_every_part(project):
         (project['root'] / 'annotations' / 'test.json').read_text())['annotations']}
     for t in truth:
         image_id = int(t['file'].rsplit('_', 1)[-1].split('.')[0]) + 1
-        iou, best = max(((_iou(d['bbox'], t['bbox']), d) for d in kept
+        iou, best = max(((float(box_iou(d['bbox'], t['bbox'])[0, 0]), d) for d in kept
                          if d['image_id'] == image_id), key=lambda p: p[0])
         assert iou >= 0.5, (t, best)
         assert best['category_id'] == categories[image_id, tuple(t['bbox'])], (t, best)
