@@ -4,20 +4,29 @@ Writes to ``--out``:
 
 * ``results.csv``: one row per input file, written (and flushed) as soon as
   the file is scored, so an interrupted run keeps what it did; columns
-  ``image, score, norm_score, decision, heatmap, mask, error``.
+  ``image, score, norm_score, decision, heatmap, mask, error, warning``.
   ``decision`` is ``OK``/``NG`` (calibrated checkpoint), ``n/a`` (no
   threshold in the checkpoint) or ``error`` (the file could not be read or
-  decoded: ``error`` holds the reason, there is no score and no image).
+  decoded, or its outputs not written: ``error`` holds the reason naming the
+  file, there is no score and no image). ``warning`` holds what was noticed
+  in a scored file (several frames, a 16-bit image using under 1 % of its
+  range, a partly decoded JPEG when the config loads with ``strict=False``).
+  Names are written as printable UTF-8 (bytes of a file name that are not
+  UTF-8 as ``\\xNN``).
 * ``results.json``: the same rows as a list (written at the end, also when
-  files failed or the run stopped early).
+  files failed or the run stopped early; always valid JSON).
 * ``<name>_heatmap.png`` (JET colours on the calibration scale, at the
   image's size) and ``<name>_mask.png`` (0/255, the saved pixel threshold),
   where ``<name>`` is the input's path relative to the input folder, with
   its extension (``a.jpg`` -> ``a.jpg_heatmap.png``, ``sub/a.jpg`` ->
-  ``sub/a.jpg_heatmap.png``), so different inputs never share an output.
+  ``sub/a.jpg_heatmap.png``), so different inputs never share an output; a
+  name too long for the file system with the suffix is cut and given a hash
+  of the whole name (:func:`~anomaly_plugin.apis.results.fit_name`).
   ``heatmap`` and ``mask`` in the rows are these paths relative to ``--out``.
 
-Hidden files (``.*``, e.g. macOS ``._x.png``) in a folder are skipped. Exit
+Hidden files (``.*``, e.g. macOS ``._x.png``) in a folder are skipped; every
+other entry with an image extension that is not a folder gets a row (a link
+that cannot be followed, a FIFO: an error row naming it). Exit
 status 0 when at least one image was scored, 1 when none could be.
 
 Parts found by a detector: ``--boxes RESULTS.json`` scores each box of each
@@ -37,18 +46,21 @@ full image's map with each box's map, resized to its crop, pasted at the crop
 masks when calibrated. A missing or unreadable image gives an error row.
 """
 import argparse
-import csv
-import json
-import os
 import os.path as osp
 import sys
 
-import cv2
-import numpy as np
 from mmengine.config import Config, DictAction
 from mmengine.utils import ProgressBar
 
 from anomaly_plugin.apis import AnomalyInferencer, checkpoint_error_message, list_images
+from anomaly_plugin.apis.results import (
+    ResultsWriter,
+    decision,
+    error_row,
+    output_names,
+    score_row,
+    write_outputs,
+)
 from anomaly_plugin.datasets.boxes import (
     CocoIndex,
     check_box,
@@ -58,15 +70,12 @@ from anomaly_plugin.datasets.boxes import (
     paste_maps,
     read_json,
 )
-from anomaly_plugin.datasets.image_io import read_image
+from anomaly_plugin.datasets.image_io import display_path, read_image
 from anomaly_plugin.engine.config_utils import merge_options
-from anomaly_plugin.visualization import colorize
 
-#: columns of results.csv (and keys of the results.json rows)
-FIELDS = ('image', 'score', 'norm_score', 'decision', 'heatmap', 'mask', 'error')
 #: columns of results.csv with --boxes: one row per box (x1..y2: the detector's box)
 BOX_FIELDS = ('image', 'box_id', 'x1', 'y1', 'x2', 'y2', 'category', 'det_score', 'score',
-              'norm_score', 'decision', 'heatmap', 'mask', 'error')
+              'norm_score', 'decision', 'heatmap', 'mask', 'error', 'warning')
 #: failed files listed on the console at the end (all are in the results)
 MAX_LISTED_ERRORS = 10
 
@@ -97,113 +106,6 @@ def parse_args(argv=None):
                         help='override config keys, as for tools/train.py and '
                         'tools/test.py (e.g. img_size=256 model.xxx=...)')
     return parser.parse_args(argv)
-
-
-class ResultsWriter:
-    """Write result rows to ``results.csv`` as they come, ``results.json`` at the end.
-
-    A context manager: entering opens the CSV file and writes its header;
-    :meth:`write` appends a row and flushes it; leaving (also through an
-    exception) closes the CSV file and writes every row to
-    ``results.json``.
-
-    Args:
-        out_dir: output folder (created if missing).
-        fields: the columns.
-    """
-
-    def __init__(self, out_dir: str, fields=FIELDS):
-        self.out_dir = out_dir
-        self.fields = tuple(fields)
-        self.rows = []
-        self._file = self._writer = None
-
-    def __enter__(self) -> 'ResultsWriter':
-        os.makedirs(self.out_dir, exist_ok=True)
-        self._file = open(osp.join(self.out_dir, 'results.csv'), 'w', newline='',
-                          encoding='utf-8')
-        self._writer = csv.DictWriter(self._file, fieldnames=self.fields)
-        self._writer.writeheader()
-        self._file.flush()
-        return self
-
-    def write(self, row: dict) -> None:
-        """Append ``row`` (keys: the fields; None is written as empty)."""
-        row = {k: row.get(k) for k in self.fields}
-        self.rows.append(row)
-        self._writer.writerow(row)
-        self._file.flush()
-
-    def __exit__(self, *exc) -> None:
-        self._file.close()
-        with open(osp.join(self.out_dir, 'results.json'), 'w', encoding='utf-8') as f:
-            json.dump(self.rows, f, indent=2, ensure_ascii=False)
-
-
-def output_name(img_path: str, input_path: str) -> str:
-    """The name the outputs of ``img_path`` start with.
-
-    Args:
-        img_path: an image that :func:`list_images` found for ``input_path``.
-        input_path: the tool's INPUT (a file or a folder).
-
-    Returns:
-        The image's path relative to the ``input_path`` folder, extension
-        included (its base name when ``input_path`` is the file itself),
-        so two inputs never get the same name.
-    """
-    if osp.isdir(input_path):
-        return osp.normpath(osp.relpath(img_path, input_path))
-    return osp.basename(img_path)
-
-
-def write_png(path: str, img: np.ndarray) -> None:
-    """Write ``img`` (gray or BGR) as a PNG, creating its folder; any path works."""
-    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-    ok, buf = cv2.imencode('.png', img)
-    if not ok:
-        raise OSError(f'cannot encode {path} as PNG')
-    buf.tofile(path)
-
-
-def score_row(pred: dict, name: str, out_dir: str, post) -> dict:
-    """Write the heat-map (and mask) of one prediction; return its row.
-
-    Args:
-        pred: the inferencer's prediction for the image (a dict with
-            ``img_path``, ``pred_score``, ``anomaly_map`` at the image's size,
-            and when calibrated ``pred_label``, ``norm_score``, ``pred_mask``).
-        name: from :func:`output_name`.
-        out_dir: output folder.
-        post: the model's postprocessor (calibration).
-
-    Returns:
-        The image's result row (keys: :data:`FIELDS`).
-    """
-    amap = pred['anomaly_map']  # (H, W)
-    if post.has_normalization:
-        vmin, vmax = float(post.pixel_min), float(post.pixel_max)
-    else:
-        vmin, vmax = float(amap.min()), float(amap.max())
-    heatmap = f'{name}_heatmap.png'
-    write_png(osp.join(out_dir, heatmap),
-              cv2.cvtColor(colorize(amap, vmin, vmax), cv2.COLOR_RGB2BGR))
-    row = dict(image=pred['img_path'], score=pred['pred_score'],
-               norm_score=pred.get('norm_score'), decision='n/a', heatmap=heatmap,
-               mask=None, error=None)
-    if post.has_threshold:
-        row['decision'] = 'NG' if pred['pred_label'] else 'OK'
-        row['mask'] = f'{name}_mask.png'
-        write_png(osp.join(out_dir, row['mask']), pred['pred_mask'] * np.uint8(255))
-    return row
-
-
-def error_row(img_path: str, err) -> dict:
-    """The result row of a file that could not be loaded (``err``: an exception
-    or its message)."""
-    message = ' '.join(str(err).split()) or type(err).__name__
-    return dict(image=img_path, score=None, norm_score=None, decision='error',
-                heatmap=None, mask=None, error=message)
 
 
 def load_boxes(args) -> tuple:
@@ -258,7 +160,7 @@ def score_boxes(inferencer, img_path: str, dets: list, coco: CocoIndex, name: st
         img_path: the image.
         dets: its boxes.
         coco: names the categories.
-        name: from :func:`output_name`.
+        name: from :func:`output_names`.
         args: the tool's arguments (``out``, ``margin``, ``batch_size``).
         post: the model's postprocessor.
 
@@ -285,26 +187,21 @@ def score_boxes(inferencer, img_path: str, dets: list, coco: CocoIndex, name: st
         return rows
     preds = inferencer(crops, batch_size=args.batch_size, return_maps=True)['predictions']
     amap = paste_maps(shape, boxes, [p['anomaly_map'] for p in preds])  # (H, W)
-    if post.has_normalization:
-        vmin, vmax = float(post.pixel_min), float(post.pixel_max)
-    else:
-        vmin, vmax = float(amap.min()), float(amap.max())
-    heatmap, mask = f'{name}_heatmap.png', None
-    write_png(osp.join(args.out, heatmap),
-              cv2.cvtColor(colorize(amap, vmin, vmax), cv2.COLOR_RGB2BGR))
-    np.save(osp.join(args.out, f'{name}_map.npy'), amap)
-    if post.has_threshold:
-        mask = f'{name}_mask.png'
-        pasted = paste_maps(shape, boxes, [p['pred_mask'] for p in preds])  # (H, W)
-        write_png(osp.join(args.out, mask), pasted.astype(np.uint8) * np.uint8(255))
+    mask = paste_maps(shape, boxes, [p['pred_mask'] for p in preds]) \
+        if post.has_threshold else None  # (H, W)
+    try:
+        written = write_outputs(name, args.out, amap, post, mask, save_map=True)
+    except (OSError, ValueError) as e:  # one image's outputs must not stop the others
+        return [dict(row, **error_row(img_path, f'cannot write its outputs: {e}'))
+                for row in rows]
     scored = iter(preds)
     for row in rows:
         if row.get('decision') == 'error':
             continue
         pred = next(scored)
         row.update(score=pred['pred_score'], norm_score=pred.get('norm_score'),
-                   decision=('NG' if pred['pred_label'] else 'OK') if post.has_threshold
-                   else 'n/a', heatmap=heatmap, mask=mask, error=None)
+                   decision=decision(pred, post), error=None, warning=pred.get('warning'),
+                   **written)
     return rows
 
 
@@ -319,7 +216,7 @@ def main_boxes(args, inferencer, post) -> None:
             file_name = str(coco.images[image_id].get('file_name', ''))
             img_path = osp.join(args.input, file_name)
             for row in score_boxes(inferencer, img_path, dets, coco,
-                                   osp.normpath(file_name), args, post):
+                                   output_names([img_path], args.input)[0], args, post):
                 results.write(row)
             bar.update()
     rows = results.rows
@@ -328,7 +225,8 @@ def main_boxes(args, inferencer, post) -> None:
     print(f'\n{len(rows)} boxes in {len(by_image)} images: {len(rows) - len(failed)} scored '
           f'({ng} NG), {len(failed)} failed; results in {args.out}')
     for r in failed[:MAX_LISTED_ERRORS]:
-        print(f"error: {r['image']} box {r['box_id']}: {r['error']}", file=sys.stderr)
+        print(f"error: {display_path(r['image'])} box {r['box_id']}: {r['error']}",
+              file=sys.stderr)
     if rows and len(failed) == len(rows):
         raise SystemExit(f'error: none of the {len(rows)} boxes could be scored (see above '
                          'and results.csv)')
@@ -357,13 +255,15 @@ def main(argv=None):
         images = list_images(args.input, recursive=args.recursive, exclude=[args.out])
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f'error: {e}') from e
+    names = iter(output_names(images, args.input if osp.isdir(args.input)
+                              else osp.dirname(args.input) or '.'))
     bar = ProgressBar(len(images))
     with ResultsWriter(args.out) as results:
         for part in inferencer.stream(images, batch_size=args.batch_size, return_maps=True):
             for pred in part['predictions']:
+                name = next(names)
                 if pred['error'] is None:
-                    row = score_row(pred, output_name(pred['img_path'], args.input),
-                                    args.out, post)
+                    row = score_row(pred, name, args.out, post)
                 else:
                     row = error_row(pred['img_path'], pred['error'])
                 results.write(row)

@@ -20,7 +20,8 @@ from anomaly_plugin.structures import AnomalyDataSample
 from anomaly_plugin.visualization import AnomalyVisualizer
 
 from .inference import init_detector, list_images, map_to_original
-from .inputs import InferenceBatch, InputPipeline, InputType, as_rgb, one_line
+from .inputs import InferenceBatch, InputPipeline, InputType, as_rgb, check_input, one_line
+from .results import output_names
 
 InputsType = Union[InputType, Sequence[InputType]]
 
@@ -76,6 +77,7 @@ class AnomalyInferencer(BaseInferencer):
                  scope: str = SCOPE) -> None:
         self._given_model: Optional[nn.Module] = None
         self._num_visualized = 0  # inputs seen by visualize() in this call
+        self._names: List[str] = []  # output names of this call's inputs
         if isinstance(model, nn.Module):
             if weights is not None:
                 raise ValueError('weights are loaded by init_detector; give a model '
@@ -177,12 +179,14 @@ class AnomalyInferencer(BaseInferencer):
         if batch_size < 1:
             raise ValueError(f'batch_size must be at least 1, got {batch_size}')
         items, errors, loaded = [], [], []
-        for item in inputs:
+        for index, item in enumerate(inputs):
             try:
+                check_input(item, index)
                 loaded.append(self.pipeline(item))
                 err = None
             except Exception as e:  # one bad input must not stop the others
-                err = e
+                err = e if isinstance(item, (str, os.PathLike)) or str(e).startswith(
+                    'input ') else ValueError(f'input {index}: {one_line(e)}')
             items.append(item)
             errors.append(err)
             if len(loaded) == batch_size:
@@ -212,7 +216,7 @@ class AnomalyInferencer(BaseInferencer):
             if err is None:
                 out.append(next(preds))
             else:
-                path = None if isinstance(item, np.ndarray) else os.fspath(item)
+                path = os.fspath(item) if isinstance(item, (str, os.PathLike)) else None
                 out.append(AnomalyDataSample(metainfo=dict(
                     img_path=path, error=one_line(err), exception=err)))
         return out
@@ -235,8 +239,12 @@ class AnomalyInferencer(BaseInferencer):
             preds: from :meth:`forward`.
             show: show each panel in a window.
             wait_time: seconds a window waits (0: until a key is pressed).
-            out_dir: when given, write ``<out_dir>/<file name>_panel.png``
-                (``<index>_panel.png`` for an array, counted over the call).
+            out_dir: when given, write ``<out_dir>/<name>_panel.png``, where
+                ``<name>`` is the file's path relative to the deepest folder
+                common to the call's files (``<index>`` for an array, counted
+                over the call; see :func:`~anomaly_plugin.apis.results.output_names`),
+                so inputs with the same base name in different folders keep
+                their own panels.
             draw_pred: draw the heat-map and the mask (False: the image alone).
             vmin, vmax: a fixed colour scale.
             alpha: heat-map weight in the overlay (None: the visualizer's).
@@ -259,10 +267,11 @@ class AnomalyInferencer(BaseInferencer):
             if 'error' in pred:
                 panels.append(None)
                 continue
+            name = self._names[index] if index < len(self._names) else f'{index:08d}'
             if isinstance(item, np.ndarray):
-                image, name = as_rgb(item), f'{index:08d}'
+                image = as_rgb(item)
             else:
-                image, name = read_image(os.fspath(item)), osp.basename(os.fspath(item))
+                image = read_image(os.fspath(item), strict=False)
             out_file = osp.join(out_dir, f'{name}_panel.png') if out_dir else None
             panel = self.visualizer.add_datasample(
                 name, image, pred, draw_gt=False, draw_pred=draw_pred, show=show,
@@ -286,7 +295,9 @@ class AnomalyInferencer(BaseInferencer):
             ``dict(predictions=..., visualization=visualization)``, with per
             input a dict: ``img_path`` (None for an array), ``pred_score``
             (float; None when the input could not be loaded), ``error`` (why
-            it could not be loaded, else None); with a calibrated checkpoint
+            it could not be loaded, naming the file or the input's position,
+            else None), ``warning`` (what was noticed while loading it, e.g.
+            several frames; None when nothing); with a calibrated checkpoint
             ``pred_label`` (1: anomalous) and ``norm_score`` (in [0, 1],
             threshold at 0.5); with ``return_maps`` ``anomaly_map`` ((H, W)
             float32, raw scores) and, when calibrated, ``pred_mask`` ((H, W)
@@ -301,8 +312,9 @@ class AnomalyInferencer(BaseInferencer):
             if 'error' in s:
                 results.append(dict(img_path=s.img_path, pred_score=None, error=s.error))
                 continue
+            warnings = s.get('load_warnings')
             res = dict(img_path=s.get('img_path'), pred_score=float(s.pred_score),
-                       error=None)
+                       error=None, warning='; '.join(warnings) if warnings else None)
             if 'pred_label' in s:
                 res['pred_label'] = int(s.pred_label)
             if 'norm_score' in s:
@@ -333,6 +345,7 @@ class AnomalyInferencer(BaseInferencer):
         pre_kwargs, fwd_kwargs, vis_kwargs, post_kwargs = self._dispatch_kwargs(**kwargs)
         self._num_visualized = 0
         inputs = self._inputs_to_list(inputs)
+        self._names = output_names(inputs)
         for batch in self.preprocess(inputs, batch_size=batch_size, **pre_kwargs):
             preds = self.forward(batch, **fwd_kwargs)
             visualization = self.visualize(batch.inputs, preds, **vis_kwargs)

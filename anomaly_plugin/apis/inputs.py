@@ -24,6 +24,21 @@ def one_line(err: BaseException) -> str:
     return ' '.join(str(err).split()) or type(err).__name__
 
 
+def check_input(item: Any, index: int) -> None:
+    """Refuse an input that is neither a path nor an array, naming its position.
+
+    Args:
+        item: one input of a call.
+        index: its position in the call's inputs.
+
+    Raises:
+        TypeError: ``item`` is None, a list, a tensor, ...
+    """
+    if not isinstance(item, (str, os.PathLike, np.ndarray)):
+        raise TypeError(f'input {index} is a {type(item).__name__}, not an image: give an '
+                        'image file path or an (H, W, 3) RGB / (H, W) gray uint8 array')
+
+
 class InputPipeline:
     """The test pipeline of a config for image files and image arrays.
 
@@ -81,4 +96,4 @@ class InferenceBatch(NamedTuple):
     data: Any
 
 
-__all__ = ['InferenceBatch', 'InputPipeline', 'InputType', 'as_rgb', 'one_line']
+__all__ = ['InferenceBatch', 'InputPipeline', 'InputType', 'as_rgb', 'check_input', 'one_line']

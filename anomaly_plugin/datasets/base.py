@@ -13,6 +13,29 @@ from .image_io import is_image_file
 SPLITS = ('train', 'holdout', 'test')
 
 
+def _is_dir(entry: os.DirEntry) -> bool:
+    """Whether a folder entry is a folder (a link that cannot be followed is not)."""
+    try:
+        return entry.is_dir()
+    except OSError:  # e.g. a link to itself: too many levels of links
+        return False
+
+
+def image_entries(folder: str) -> List[str]:
+    """Sorted names of the entries of ``folder`` with an image name that are not
+    folders: files, and also links that cannot be followed, FIFOs and the like,
+    so that reading them gives an error naming each instead of skipping it
+    silently."""
+    with os.scandir(folder) as it:
+        return sorted(e.name for e in it if is_image_file(e.name) and not _is_dir(e))
+
+
+def sub_folders(folder: str) -> List[str]:
+    """Sorted names of the visible sub-folders of ``folder``."""
+    with os.scandir(folder) as it:
+        return sorted(e.name for e in it if not e.name.startswith('.') and _is_dir(e))
+
+
 def list_images(folder: str, what: str = 'image folder') -> List[str]:
     """List the image files directly inside ``folder``.
 
@@ -21,9 +44,9 @@ def list_images(folder: str, what: str = 'image folder') -> List[str]:
         what: how the folder is named in error messages.
 
     Returns:
-        Sorted full paths of the files whose extension is an image
-        extension (any case); hidden files, other files and sub-folders
-        are ignored.
+        Sorted full paths of the entries whose name has an image extension
+        (any case) and that are not folders (see :func:`image_entries`);
+        hidden files, other files and sub-folders are ignored.
 
     Raises:
         FileNotFoundError: ``folder`` does not exist or is not a directory.
@@ -31,9 +54,7 @@ def list_images(folder: str, what: str = 'image folder') -> List[str]:
     if not os.path.isdir(folder):
         raise FileNotFoundError(f'{what} {folder!r} does not exist or is not '
                                 'a directory')
-    with os.scandir(folder) as it:
-        names = [e.name for e in it if e.is_file() and is_image_file(e.name)]
-    return [os.path.join(folder, n) for n in sorted(names)]
+    return [os.path.join(folder, n) for n in image_entries(folder)]
 
 
 def normal_info(img_path: str) -> dict:

@@ -1,21 +1,105 @@
 """Reading images and ground-truth masks from disk.
 
-Both readers decode with OpenCV (``cv2.IMREAD_UNCHANGED``) from bytes read by
-NumPy, so any path (including non-ASCII ones) and any format OpenCV can
-decode works. Pixels are taken as stored: EXIF orientation tags are not
-applied, which keeps an image and its mask aligned when both were written
-by the same tool.
+Files are read by NumPy (any path, non-ASCII and non-UTF-8 names included)
+and decoded by OpenCV (``cv2.IMREAD_UNCHANGED``); a file OpenCV cannot decode
+is tried with Pillow (ICO, TGA, tiled TIFF, ...). Every failure is a
+:class:`BadImageError` (or ``FileNotFoundError``) whose message names the
+file and says what is wrong:
+
+* ``format/mode not supported: <what>``: a valid file of a kind the models
+  cannot take (floating-point pixels, more than 4 channels, ...);
+* ``corrupt or truncated``: no reader recognises the file, or its header is
+  valid and its data is not;
+* ``corrupt JPEG data``: libjpeg decoded the file only partly (its warning,
+  e.g. "premature end of data segment", tied to the file). With
+  ``strict=True`` (what the datasets use) this is an error; otherwise the
+  image is returned and the warning reported with it.
+
+Warnings that leave the image usable (logged once per file and process, and
+returned by :func:`load_image`): several frames (the first is used), a
+16-bit image that uses under 1 % of its range (it reads as nearly black
+after the 16 -> 8 bit scaling).
+
+Pixels are taken as stored unless ``exif_orientation=True``: EXIF
+orientation tags are not applied by default, which keeps an image and its
+mask aligned when both were written by the same tool (industrial cameras
+write no orientation; a phone photo may need it).
 """
+import io
+import logging
 import os
-from typing import Optional
+import stat
+import sys
+import tempfile
+from typing import List, NamedTuple, Optional, Tuple
 
 import cv2
 import numpy as np
+from mmengine.logging import print_log
 
 #: File extensions (lower case, with dot) recognised as images or masks.
 IMAGE_EXTENSIONS = frozenset({
-    '.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.pgm', '.ppm'
+    '.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.pgm', '.ppm', '.pbm',
+    '.pnm', '.gif', '.tga', '.ico', '.pfm'
 })
+
+#: a 16-bit image whose largest value is below this share of 65535 is warned about
+LOW_RANGE_SHARE = 0.01
+
+#: EXIF tag number of the orientation
+_EXIF_ORIENTATION = 0x0112
+
+_JPEG_MAGIC = b'\xff\xd8\xff'
+_MULTI_FRAME_MAGIC = (b'GIF8', b'II*\x00', b'MM\x00*', b'RIFF')
+#: the beginnings of libjpeg's warnings about damaged data
+_JPEG_WARNINGS = ('Corrupt JPEG data', 'Premature end of JPEG file', 'Invalid SOS',
+                  'Warning:')
+
+_WARNED = set()
+
+
+class BadImageError(ValueError):
+    """A file that cannot be used as an image or mask.
+
+    Attributes:
+        path: the file.
+        reason: what is wrong, without the file name.
+    """
+
+    def __init__(self, path: str, reason: str, what: str = 'Image'):
+        self.path = os.fspath(path)
+        self.reason = reason
+        self.what = what
+        super().__init__(f'{what} file {display_path(self.path)!r}: {reason}')
+
+    def __reduce__(self):  # picklable and copyable (DataLoader workers, deepcopy)
+        return type(self), (self.path, self.reason, self.what)
+
+
+class LoadedImage(NamedTuple):
+    """An image read by :func:`load_image`.
+
+    Attributes:
+        img: (H, W, 3) uint8 RGB.
+        warnings: what was noticed while reading (empty when nothing).
+    """
+
+    img: np.ndarray
+    warnings: List[str]
+
+
+def display_path(path) -> str:
+    """``path`` as printable text: bytes that are not UTF-8 (a Linux file name
+    may hold any) are written as ``\\xNN`` escapes, so the text can always be
+    printed and written to UTF-8 files."""
+    if isinstance(path, bytes):
+        return path.decode('utf-8', 'backslashreplace')
+    path = os.fspath(path)
+    try:
+        path.encode('utf-8')
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode('utf-8', 'backslashreplace')
 
 
 def is_image_file(path: str) -> bool:
@@ -34,46 +118,264 @@ def is_image_file(path: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _decode(path: str, what: str) -> np.ndarray:
-    """Decode ``path`` with all its channels and bit depth."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f'{what} file not found: {path!r}')
-    if not os.path.isfile(path):
-        raise ValueError(f'{what} path is not a file: {path!r}')
+def warn_once(path: str, message: str) -> None:
+    """Log ``message`` about ``path`` as a warning, once per file and message
+    in this process."""
+    key = (path, message)
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    print_log(f'{display_path(path)!r}: {message}', logger='current', level=logging.WARNING)
+
+
+class _StderrCapture:
+    """Catch what C libraries print to file descriptor 2 during a call.
+
+    libjpeg reports damaged data only as a printed warning; this ties it to
+    the file being decoded. One temporary file per process is reused.
+    """
+
+    _file = None
+    _pid = None
+
+    def __call__(self, fn):
+        if self._pid != os.getpid():
+            type(self)._file = tempfile.TemporaryFile()
+            type(self)._pid = os.getpid()
+        f = self._file
+        f.seek(0)
+        f.truncate()
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+        saved = os.dup(2)
+        os.dup2(f.fileno(), 2)
+        try:
+            result = fn()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        f.seek(0)
+        return result, f.read().decode('utf-8', 'replace')
+
+
+_capture_stderr = _StderrCapture()
+
+
+def _read_bytes(path: str, what: str) -> np.ndarray:
+    """The bytes of ``path`` (a regular, readable, non-empty file)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise BadImageError(path, 'a symbolic link to a missing file', what) from None
+        raise FileNotFoundError(f'{what} file not found: {display_path(path)!r}') from None
+    except OSError as err:  # e.g. a link to itself: too many levels of links
+        raise BadImageError(path, f'cannot be opened: {err.strerror or err}', what) from err
+    if stat.S_ISDIR(st.st_mode):
+        raise BadImageError(path, 'path is not a file (a folder)', what)
+    if not stat.S_ISREG(st.st_mode):
+        raise BadImageError(path, 'path is not a file (a FIFO, socket or device), '
+                            'not read', what)
     try:
         buf = np.fromfile(path, dtype=np.uint8)
     except OSError as err:
-        raise ValueError(f'Cannot read {what} file {path!r}: {err}') from err
+        raise BadImageError(path, f'cannot be read: {err.strerror or err}', what) from err
     if buf.size == 0:
-        raise ValueError(f'{what} file {path!r} is empty (0 bytes)')
+        raise BadImageError(path, 'is empty (0 bytes)', what)
+    return buf
+
+
+def _pillow_decode(buf: np.ndarray, path: str, what: str) -> np.ndarray:
+    """Decode with Pillow what OpenCV could not; classify the failure.
+
+    Returns:
+        The pixels as OpenCV would give them (gray, BGR or BGRA; uint8 or
+        uint16).
+
+    Raises:
+        BadImageError: ``format/mode not supported`` for a valid file of a
+            kind that cannot be used, ``corrupt or truncated`` otherwise.
+    """
+    from PIL import Image, UnidentifiedImageError
     try:
-        arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    except cv2.error as err:
-        arr = None
-        detail = f': {err}'
+        im = Image.open(io.BytesIO(buf.tobytes()))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise BadImageError(path, _header_only_reason(buf), what) from None
+    kind = f'{im.format} {im.size[0]}x{im.size[1]} mode {im.mode}'
+    try:
+        im.load()
+    except Exception as err:  # noqa: BLE001  (Pillow raises many kinds)
+        raise BadImageError(path, f'corrupt or truncated: the {kind} header is valid but '
+                            f'its data cannot be decoded ({err})', what) from None
+    if im.mode in ('1', 'L', 'P', 'RGB', 'RGBA', 'LA', 'PA', 'CMYK', 'YCbCr', 'I;16',
+                   'I;16B', 'I;16L'):
+        if im.mode in ('1', 'P', 'PA', 'CMYK', 'YCbCr'):
+            im = im.convert('RGBA' if 'A' in im.mode or 'transparency' in im.info else 'RGB')
+        arr = np.asarray(im)
+        if arr.dtype == np.bool_:
+            arr = arr.astype(np.uint8) * 255
+        if arr.dtype.byteorder == '>':
+            arr = arr.astype(arr.dtype.newbyteorder('='))
+        if arr.ndim == 3 and arr.shape[2] in (3, 4):
+            arr = arr[:, :, [2, 1, 0, 3][:arr.shape[2]]]  # RGB(A) -> BGR(A), as OpenCV
+        return np.ascontiguousarray(arr)
+    raise BadImageError(path, f'format/mode not supported: {kind} (use 8- or 16-bit '
+                        'gray, RGB or RGBA)', what)
+
+
+def _header_only_reason(buf: np.ndarray) -> str:
+    """Why a file no decoder takes failed: a TIFF header that says what it
+    holds, or corrupt/not an image."""
+    head = buf[:4].tobytes()
+    if head in (b'II*\x00', b'MM\x00*'):
+        try:
+            import tifffile
+            with tifffile.TiffFile(io.BytesIO(buf.tobytes())) as tif:
+                page = tif.pages[0]
+                return (f'format/mode not supported: TIFF with {page.samplesperpixel} '
+                        f'sample(s) per pixel of type {page.dtype} (use 8- or 16-bit gray, '
+                        'RGB or RGBA)')
+        except Exception:  # noqa: BLE001  (no tifffile, or not a valid TIFF either)
+            pass
+    return ('corrupt or truncated: cannot decode it, no image reader recognises its '
+            'contents (not an image?)')
+
+
+def _frame_count(buf: np.ndarray) -> int:
+    """Frames in a GIF, TIFF or WebP file (1 for other formats or on doubt)."""
+    if not buf[:4].tobytes().startswith(_MULTI_FRAME_MAGIC):
+        return 1
+    from PIL import Image
+    try:
+        with Image.open(io.BytesIO(buf.tobytes())) as im:
+            return int(getattr(im, 'n_frames', 1))
+    except Exception:  # noqa: BLE001
+        return 1
+
+
+def _exif_orientation(buf: np.ndarray) -> int:
+    """The EXIF orientation (1-8) of an encoded image; 1 when it has none."""
+    from PIL import Image
+    try:
+        with Image.open(io.BytesIO(buf.tobytes())) as im:
+            value = int(im.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn pixels as stored into the image an EXIF ``orientation`` (1-8) shows.
+
+    Args:
+        arr: (H, W) or (H, W, C).
+        orientation: the EXIF value; 1 leaves ``arr`` as it is.
+
+    Returns:
+        The displayed image ((W, H, ...) for orientations 5-8).
+    """
+    ops = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: a[::-1].swapaxes(0, 1),  # 90 degrees clockwise
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: a[:, ::-1].swapaxes(0, 1),  # 90 degrees counter-clockwise
+    }
+    return np.ascontiguousarray(ops[orientation](arr))
+
+
+def _decode(path: str, what: str, strict: bool = True,
+            exif_orientation: bool = False) -> Tuple[np.ndarray, List[str]]:
+    """Decode ``path`` with all its channels and bit depth.
+
+    Returns:
+        ``(array, warnings)``: gray (H, W), gray + alpha, BGR or BGRA pixels,
+        uint8 or uint16; what was noticed while decoding.
+    """
+    path = os.fspath(path)
+    buf = _read_bytes(path, what)
+    warnings = []
+    is_jpeg = buf[:3].tobytes() == _JPEG_MAGIC
+
+    def decode():
+        try:
+            return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        except cv2.error:
+            return None
+
+    if is_jpeg:
+        arr, printed = _capture_stderr(decode)
+        damage = [line.strip() for line in printed.splitlines()
+                  if line.strip().startswith(_JPEG_WARNINGS)]
+        other = [line for line in printed.splitlines() if line not in damage and line]
+        if other:  # not ours to swallow
+            print('\n'.join(other), file=sys.stderr)
+        if damage and arr is not None:
+            reason = (f'corrupt JPEG data, the decoder filled in what it could not read: '
+                      f'{"; ".join(damage)}')
+            if strict:
+                raise BadImageError(path, reason, what)
+            warnings.append(reason)
     else:
-        detail = ''
+        arr = decode()
     if arr is None or arr.size == 0:
-        raise ValueError(
-            f'Cannot decode {what} file {path!r}: not a valid image or a '
-            f'format OpenCV cannot read (corrupt or truncated?){detail}')
+        arr = _pillow_decode(buf, path, what)
     if np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(
-            f'{what} file {path!r} holds floating-point pixels ({arr.dtype}); '
-            'only 8-bit and 16-bit unsigned integer images are supported, '
-            'convert it first')
+        raise BadImageError(path, f'format/mode not supported: floating-point pixels '
+                            f'({arr.dtype}); only 8-bit and 16-bit unsigned integer images '
+                            'are supported, convert it first', what)
     if arr.dtype not in (np.uint8, np.uint16):
-        raise ValueError(
-            f'{what} file {path!r} has unsupported pixel type {arr.dtype}; '
-            'only 8-bit and 16-bit unsigned integer images are supported')
+        raise BadImageError(path, f'format/mode not supported: pixel type {arr.dtype}; only '
+                            '8-bit and 16-bit unsigned integer images are supported', what)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (2, 3, 4)):
-        raise ValueError(
-            f'{what} file {path!r} has unsupported shape {arr.shape}; '
-            'expected 1 to 4 channels')
-    return arr
+        raise BadImageError(path, f'format/mode not supported: shape {arr.shape}, '
+                            'expected 1 to 4 channels', what)
+    frames = _frame_count(buf)
+    if frames > 1:
+        warnings.append(f'{frames} frames: only the first is used')
+    if what == 'Image' and arr.dtype == np.uint16 and arr.max() < LOW_RANGE_SHARE * 65535:
+        warnings.append(f'16-bit image whose largest value is {int(arr.max())} (under '
+                        f'{LOW_RANGE_SHARE:.0%} of the 16-bit range): scaled to 8 bit it is '
+                        'nearly black; store it as 8 bit or rescale it')
+    if exif_orientation:
+        arr = apply_orientation(arr, _exif_orientation(buf))
+    for w in warnings:
+        warn_once(path, w)
+    return arr, warnings
+
+
+def probe_image(path: str, what: str = 'Image') -> Tuple[int, int]:
+    """Check ``path`` cheaply: it exists, is a regular readable non-empty file,
+    and its header parses. The pixel data are not decoded.
+
+    Args:
+        path: an image or mask file.
+        what: how messages name the file ('Image', 'Mask').
+
+    Returns:
+        The (H, W) the header states (files Pillow does not know are decoded
+        in full to learn it).
+
+    Raises:
+        FileNotFoundError, BadImageError: as :func:`read_image`.
+    """
+    path = os.fspath(path)
+    buf = _read_bytes(path, what)
+    from PIL import Image
+    try:
+        with Image.open(io.BytesIO(buf.tobytes())) as im:
+            w, h = im.size
+        return int(h), int(w)
+    except Exception:  # noqa: BLE001  (not Pillow's kind: decode it in full)
+        arr, _ = _decode(path, what)
+        return tuple(arr.shape[:2])
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -126,26 +428,37 @@ def as_rgb(image: np.ndarray, what: str = 'image') -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def read_image(path: str) -> np.ndarray:
-    """Read an image as RGB.
+def load_image(path: str, strict: bool = True,
+               exif_orientation: bool = False) -> LoadedImage:
+    """Read an image as RGB, with what was noticed while reading it.
 
     Conversions: gray -> 3 equal channels; gray + alpha -> gray; RGBA/BGRA
     -> the alpha channel is dropped (colour values kept as stored, not
-    blended); 16-bit -> 8-bit by ``round(x / 257)``. Floating-point images
-    are rejected.
+    blended); 16-bit -> 8-bit by ``round(x / 257)``; several frames -> the
+    first. Floating-point images are rejected.
 
     Args:
         path: image file.
+        strict: a JPEG that libjpeg decodes only partly is an error (False:
+            the partly decoded image is returned with a warning).
+        exif_orientation: apply the EXIF orientation tag (default: pixels
+            as stored).
 
     Returns:
-        (H, W, 3) uint8 array in RGB order.
+        :class:`LoadedImage`: ``img`` (H, W, 3) uint8 RGB and ``warnings``.
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file is empty, cannot be decoded, or has an
-            unsupported pixel type or channel count.
+        BadImageError: the file is empty, not a regular file, cannot be
+            decoded, or has an unsupported pixel type or channel count.
     """
-    return _to_rgb_uint8(_decode(path, 'Image'))
+    arr, warnings = _decode(path, 'Image', strict, exif_orientation)
+    return LoadedImage(_to_rgb_uint8(arr), warnings)
+
+
+def read_image(path: str, strict: bool = True, exif_orientation: bool = False) -> np.ndarray:
+    """:func:`load_image`'s image alone: (H, W, 3) uint8 RGB."""
+    return load_image(path, strict, exif_orientation).img
 
 
 def read_mask(path: str, threshold: Optional[float] = None) -> np.ndarray:
@@ -171,9 +484,9 @@ def read_mask(path: str, threshold: Optional[float] = None) -> np.ndarray:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file cannot be decoded or has an unsupported type.
+        BadImageError: the file cannot be decoded or has an unsupported type.
     """
-    arr = _decode(path, 'Mask')
+    arr, _ = _decode(path, 'Mask')
     if arr.ndim == 3:
         colour = arr[:, :, :1] if arr.shape[2] == 2 else arr[:, :, :3]
         arr = colour.max(axis=2)  # (H, W), any channel counts

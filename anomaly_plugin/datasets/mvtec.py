@@ -4,8 +4,14 @@ from typing import Dict, List
 
 from anomaly_plugin.registry import DATASETS
 
-from .base import BaseAnomalyDataset, anomalous_infos, list_images, normal_info
-from .image_io import is_image_file
+from .base import (
+    BaseAnomalyDataset,
+    anomalous_infos,
+    image_entries,
+    list_images,
+    normal_info,
+    sub_folders,
+)
 
 _LAYOUT = ('one category folder with train/good/<image>, '
            'test/<defect type>/<image> (defect type "good" = normal) and '
@@ -17,9 +23,7 @@ def _index_masks(gt_dir: str) -> Dict[str, List[str]]:
     index: Dict[str, List[str]] = {}
     if not os.path.isdir(gt_dir):
         return index
-    with os.scandir(gt_dir) as it:
-        names = sorted(e.name for e in it if e.is_file() and is_image_file(e.name))
-    for name in names:
+    for name in image_entries(gt_dir):
         stem = os.path.splitext(name)[0]
         if stem.endswith('_mask'):
             index.setdefault(stem[:-len('_mask')], []).append(
@@ -93,16 +97,13 @@ class MVTecADDataset(BaseAnomalyDataset):
             raise FileNotFoundError(
                 f'MVTec AD data_root {self.data_root!r} has no test/ folder '
                 f'({test_dir!r}); expected {_LAYOUT}')
-        with os.scandir(test_dir) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        stray = [e.name for e in entries if e.is_file() and is_image_file(e.name)]
+        stray = image_entries(test_dir)
         if stray:
             raise ValueError(
                 f'Image {os.path.join(test_dir, stray[0])!r} lies directly in '
                 f'{test_dir!r}; test images must be in test/<defect type>/ '
                 'sub-folders (test/good/ for normal ones)')
-        types = [e.name for e in entries
-                 if e.is_dir() and not e.name.startswith('.')]
+        types = sub_folders(test_dir)
         data_list: List[dict] = []
         for defect_type in types:
             images = list_images(os.path.join(test_dir, defect_type))

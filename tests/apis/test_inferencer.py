@@ -1,4 +1,6 @@
 """AnomalyInferencer on a tiny autoencoder trained by tools/train.py."""
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -68,7 +70,7 @@ def test_unreadable_files_give_errors_and_the_rest_is_scored(trained, test_set, 
     inputs = [paths[0], str(truncated), paths[1], str(empty), paths[2], str(missing)]
     preds = trained['inferencer'](inputs, batch_size=2)['predictions']
     assert [p['img_path'] for p in preds] == inputs
-    assert 'Cannot decode' in preds[1]['error'] and preds[1]['pred_score'] is None
+    assert 'corrupt or truncated' in preds[1]['error'] and preds[1]['pred_score'] is None
     assert 'empty (0 bytes)' in preds[3]['error']
     assert 'not found' in preds[5]['error']
     good = [p['pred_score'] for p in preds[0::2]]
@@ -111,13 +113,16 @@ def test_out_dir_gets_panels(trained, test_set, tmp_path):
     array = read_image(paths[7])
     out = trained['inferencer']([paths[6], str(other), array, str(tmp_path / 'nope.png')],
                                 batch_size=2, out_dir=str(tmp_path / 'vis'), return_vis=True)
-    names = [p.split('/')[-1] for p in paths[6:7]]
-    files = sorted(f.name for f in (tmp_path / 'vis').iterdir())
-    assert files == sorted([f'{names[0]}_panel.png', 'wide.png_panel.png',
+    # names relative to the deepest folder common to the files
+    root = os.path.commonpath([os.path.dirname(paths[6]), str(tmp_path)])
+    rel = [os.path.relpath(p, root) for p in (paths[6], str(other))]
+    files = sorted(str(f.relative_to(tmp_path / 'vis')) for f in (tmp_path / 'vis').rglob('*')
+                   if f.is_file())
+    assert files == sorted([f'{rel[0]}_panel.png', f'{rel[1]}_panel.png',
                             '00000002_panel.png'])
     panels = out['visualization']
     assert panels[3] is None  # the missing file: no panel
-    wide = cv2.imread(str(tmp_path / 'vis' / 'wide.png_panel.png'))
+    wide = cv2.imread(str(tmp_path / 'vis' / f'{rel[1]}_panel.png'))
     assert wide.shape == (40 + 20, 4 * 48, 3)  # the image's own size
     assert np.array_equal(wide, cv2.cvtColor(panels[1], cv2.COLOR_RGB2BGR))
     image_tile, overlay = panels[0][20:, :32], panels[0][20:, 32:64]

@@ -1,7 +1,6 @@
 """tools/infer.py on awkward inputs, the dist_*.sh interpreter choice and
 tools/test.py's checkpoint errors (the tools run as subprocesses, as users run them)."""
 import csv
-import importlib.util
 import json
 import os
 import shutil
@@ -25,8 +24,9 @@ from mmengine.config import Config
 
 import anomaly_plugin  # noqa: F401  (registers the modules)
 from anomaly_plugin.apis import inference, inference_results, init_detector
+from anomaly_plugin.apis.results import ResultsWriter
 
-FIELDS = ['image', 'score', 'norm_score', 'decision', 'heatmap', 'mask', 'error']
+FIELDS = ['image', 'score', 'norm_score', 'decision', 'heatmap', 'mask', 'error', 'warning']
 MODEL_OPTS = ('model.', 'img_size')
 
 
@@ -110,7 +110,7 @@ def test_infer_reports_unreadable_files_and_scores_the_rest(mixed):
         assert row['decision'] == 'error' and row['score'] is None
         assert row['heatmap'] is None and bad in row['error']
     assert 'empty (0 bytes)' in rows[str(src / 'empty.png')]['error']
-    assert 'Cannot decode' in rows[str(src / 'truncated.png')]['error']
+    assert 'corrupt or truncated' in rows[str(src / 'truncated.png')]['error']
     good = [r for r in rows.values() if r['decision'] != 'error']
     assert len(good) == 4
     assert all(r['decision'] in ('OK', 'NG') and np.isfinite(r['score']) for r in good)
@@ -154,23 +154,15 @@ def test_infer_exits_nonzero_only_when_nothing_is_scored(trained):
         assert len(list(csv.DictReader(f))) == 3
 
 
-def load_infer_tool():
-    spec = importlib.util.spec_from_file_location('infer_tool', ROOT / 'tools' / 'infer.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_results_rows_reach_the_disk_as_they_come(tmp_path):
-    infer = load_infer_tool()
     row = dict(image='x.png', score=1.5, norm_score=0.5, decision='NG',
-               heatmap='x.png_heatmap.png', mask='x.png_mask.png', error=None)
+               heatmap='x.png_heatmap.png', mask='x.png_mask.png', error=None, warning=None)
     with pytest.raises(KeyboardInterrupt):
-        with infer.ResultsWriter(str(tmp_path)) as writer:
+        with ResultsWriter(str(tmp_path)) as writer:
             writer.write(row)
             with open(tmp_path / 'results.csv', newline='') as f:  # before the end
                 assert list(csv.DictReader(f)) == [
-                    {**{k: str(v) for k, v in row.items()}, 'error': ''}]
+                    {**{k: str(v) for k, v in row.items()}, 'error': '', 'warning': ''}]
             raise KeyboardInterrupt  # the run stops: the rows so far are kept
     assert json.loads((tmp_path / 'results.json').read_text()) == [row]
 
@@ -187,10 +179,10 @@ def test_inference_results_isolate_a_bad_file_in_a_batch(trained, tmp_path):
     results = list(inference_results(by_path, [good[0], bad, good[1], good[2]],
                                      batch_size=2))
     assert [r.img_path for r in results] == [good[0], bad, good[1], good[2]]
-    assert results[1].sample is None and 'Cannot decode' in str(results[1].error)
+    assert results[1].sample is None and 'corrupt or truncated' in str(results[1].error)
     scores = [float(r.sample.pred_score) for r in results if r.error is None]
     assert scores == pytest.approx(alone, rel=1e-5)
-    with pytest.raises(ValueError, match='Cannot decode'):
+    with pytest.raises(ValueError, match='corrupt or truncated'):
         list(inference(by_path, [good[0], bad]))
 
 

@@ -21,7 +21,8 @@ class PackAnomalyInputs(BaseTransform):
     The default ``meta_keys`` include the box keys of
     :class:`BoxCropDataset` samples (``crop_box``, ``box``, ``category``,
     ``box_score``, ``box_id``, ``full_shape``); ``img_path`` is then the
-    full image the crop comes from.
+    full image the crop comes from; and ``load_warnings`` (what
+    :class:`LoadAnomalyImage` noticed while reading the file).
 
     Args:
         meta_keys: keys copied into the sample's metainfo (when present).
@@ -32,7 +33,8 @@ class PackAnomalyInputs(BaseTransform):
                                              'ori_shape', 'img_shape',
                                              'defect_type', 'mask_threshold',
                                              'crop_box', 'box', 'category',
-                                             'box_score', 'box_id', 'full_shape')):
+                                             'box_score', 'box_id', 'full_shape',
+                                             'load_warnings')):
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:

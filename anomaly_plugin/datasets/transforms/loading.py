@@ -9,7 +9,7 @@ from mmengine.logging import print_log
 from anomaly_plugin.registry import TRANSFORMS
 
 from ..boxes import crop, rasterize
-from ..image_io import read_image, read_mask
+from ..image_io import load_image, read_mask
 
 _WARNED_EMPTY = set()
 
@@ -30,23 +30,49 @@ class LoadAnomalyImage(BaseTransform):
     """Load ``results['img_path']`` as an RGB image.
 
     Sets ``img`` (H, W, 3) uint8 RGB, ``ori_shape`` and ``img_shape``
-    (both (H, W)). See :func:`read_image` for the conversions.
+    (both (H, W)). See :func:`~anomaly_plugin.datasets.image_io.load_image`
+    for the conversions and the errors. What was noticed while reading (a
+    partly decoded JPEG with ``strict=False``, several frames, a 16-bit image
+    using under 1 % of its range) is logged once per file and kept in
+    ``load_warnings`` (a list of messages, only when there is one), which
+    :class:`PackAnomalyInputs` copies into the sample's metainfo.
 
     With a ``crop_box`` ``(x1, y1, x2, y2)`` in ``results`` (e.g. from
     :class:`BoxCropDataset`) the image is ``img[y1:y2, x1:x2]``: ``img``,
     ``ori_shape`` and ``img_shape`` are the crop's, ``full_shape`` the whole
     image's (H, W). A crop outside the image raises a ValueError naming it.
+
+    Args:
+        strict: a JPEG that libjpeg decodes only partly ("Corrupt JPEG data:
+            premature end of data segment", ...) raises an error naming the
+            file (default). False loads what was decoded, with a warning.
+        exif_orientation: apply the file's EXIF orientation tag. Off by
+            default: pixels are taken as stored, as the masks of MVTec-style
+            datasets are (a mask drawn on the stored pixels stays aligned);
+            turn it on for photos whose camera records its rotation, with
+            masks drawn on the turned image.
     """
 
+    def __init__(self, strict: bool = True, exif_orientation: bool = False):
+        self.strict = strict
+        self.exif_orientation = exif_orientation
+
     def transform(self, results: dict) -> dict:
-        img = read_image(results['img_path'])  # (H, W, 3) uint8
+        img, warnings = load_image(results['img_path'], self.strict,
+                                   self.exif_orientation)  # (H, W, 3) uint8
         if results.get('crop_box') is not None:
             results['full_shape'] = img.shape[:2]
             img = crop(img, results['crop_box'], results['img_path'])  # (h, w, 3)
         results['img'] = img
         results['ori_shape'] = img.shape[:2]
         results['img_shape'] = img.shape[:2]
+        if warnings:
+            results['load_warnings'] = list(warnings)
         return results
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(strict={self.strict}, '
+                f'exif_orientation={self.exif_orientation})')
 
 
 @TRANSFORMS.register_module()
