@@ -246,8 +246,9 @@ def main(argv=None):
         raise SystemExit(checkpoint_error_message(e, args.checkpoint, args.config)) from e
     post = inferencer.model.postprocessor
     if not post.has_threshold:
-        print('warning: the checkpoint has no calibrated threshold; decisions are '
-              "'n/a' and no masks are written")
+        why = getattr(inferencer.model, 'checkpoint_meta', {}).get('calibration')
+        print('warning: the checkpoint has no calibrated threshold'
+              + (f' ({why})' if why else '') + "; decisions are 'n/a' and no masks are written")
     if args.boxes:
         main_boxes(args, inferencer, post)
         return

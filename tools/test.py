@@ -57,10 +57,14 @@ def main():
                                             out_file=predictions)]
     runner = Runner.from_cfg(cfg)
     try:
-        runner.load_checkpoint(args.checkpoint, map_location='cpu', strict=True)
+        ckpt = runner.load_checkpoint(args.checkpoint, map_location='cpu', strict=True)
     except (RuntimeError, FileNotFoundError) as e:  # incl. UnsafeCheckpointError
         # an unsafe or missing file says so; only mismatched weights "do not fit"
         raise SystemExit(checkpoint_error_message(e, args.checkpoint, args.config)) from e
+    calibration = (ckpt.get('meta') or {}).get('calibration', '')
+    if calibration.startswith('not calibrated'):
+        runner.logger.warning(f'{args.checkpoint} is {calibration}: the metrics do not depend '
+                              "on it, the decisions in predictions.csv read 'n/a'")
     metrics = runner.test()
     if is_main_process():
         out = {k: float(metrics[k]) for k in METRIC_KEYS if k in metrics}

@@ -42,7 +42,9 @@ def init_detector(config: Union[str, os.PathLike, Config], checkpoint: str,
         device: where the model runs, e.g. ``'cpu'`` or ``'cuda:0'``.
 
     Returns:
-        The model in eval mode, with ``model.cfg`` set to the config.
+        The model in eval mode, with ``model.cfg`` set to the config and
+        ``model.checkpoint_meta`` to the checkpoint's ``meta`` (e.g.
+        ``meta['calibration']``: whether and why not it is calibrated).
 
     Raises:
         FileNotFoundError: no such checkpoint.
@@ -56,8 +58,9 @@ def init_detector(config: Union[str, os.PathLike, Config], checkpoint: str,
         cfg = copy.deepcopy(config)
     init_default_scope(cfg.get('default_scope', 'anomaly_plugin'))
     model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    ckpt = load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     model.cfg = cfg
+    model.checkpoint_meta = dict(ckpt.get('meta') or {}) if isinstance(ckpt, dict) else {}
     return model.to(device).eval()
 
 

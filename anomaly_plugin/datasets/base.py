@@ -1,6 +1,7 @@
 """Common base of the anomaly detection datasets."""
 import math
 import os
+from itertools import chain
 from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
@@ -8,7 +9,8 @@ from mmengine.dataset import BaseDataset
 
 from anomaly_plugin.registry import TRANSFORMS
 
-from .image_io import is_image_file
+from .file_check import BadFilesError, bad_file, check_samples, report_bad_files
+from .image_io import BadImageError, display_path, is_image_file, probe_image, warn_once
 
 SPLITS = ('train', 'holdout', 'test')
 
@@ -108,6 +110,20 @@ class BaseAnomalyDataset(BaseDataset):
     masks at all (``metainfo['has_masks']`` False), every data info also has
     ``no_mask=True`` and the mask loader leaves ``gt_mask`` unset.
 
+    Bad files: when the dataset is built, every image and mask of the split
+    is checked cheaply (exists, readable, header, the end of a PNG or JPEG,
+    each mask's size against its image's; a progress bar from 2,000 samples)
+    and all failures are reported in one
+    :class:`~anomaly_plugin.datasets.file_check.BadFilesError` (the first 50
+    listed, each with its reason, and the count). A file that fails only when
+    decoded in full is replaced in training by the next sample that loads (in
+    testing by a blank stand-in that the metrics leave out); each such file
+    is named in a warning when met, and all of them are reported together at
+    the end of the pass (by :class:`~anomaly_plugin.engine.hooks.BadFileHook`,
+    the fit loop, the metrics and the calibration). With
+    ``skip_bad_files=True`` bad files are left out with a warning naming them
+    instead of an error.
+
     Subclasses implement :meth:`load_normal_train_files` and
     :meth:`load_test_list`.
 
@@ -116,6 +132,9 @@ class BaseAnomalyDataset(BaseDataset):
         holdout_ratio: fraction of the normal training images held out,
             in [0, 1).
         holdout_seed: seed of the holdout permutation.
+        check_files: check every file cheaply when the dataset is built.
+        skip_bad_files: leave bad files out with a warning instead of
+            stopping with an error that lists them.
         data_root: root folder of the data.
         metainfo: extra meta information merged into :attr:`METAINFO`.
         pipeline: transforms (config dicts, built from this package's
@@ -132,6 +151,8 @@ class BaseAnomalyDataset(BaseDataset):
                  split: str = 'train',
                  holdout_ratio: float = 0.0,
                  holdout_seed: int = 0,
+                 check_files: bool = True,
+                 skip_bad_files: bool = False,
                  data_root: str = '',
                  metainfo: Optional[dict] = None,
                  pipeline: Sequence[Union[dict, Callable]] = (),
@@ -153,7 +174,10 @@ class BaseAnomalyDataset(BaseDataset):
         self.split = split
         self.holdout_ratio = holdout_ratio
         self.holdout_seed = int(holdout_seed)
-        metainfo = dict(metainfo or {}, has_masks=self.has_masks)
+        self.check_files = bool(check_files)
+        self.skip_bad_files = bool(skip_bad_files)
+        metainfo = dict(metainfo or {}, has_masks=self.has_masks,
+                        skip_bad_files=self.skip_bad_files)
         super().__init__(
             ann_file='',
             metainfo=metainfo,
@@ -232,3 +256,88 @@ class BaseAnomalyDataset(BaseDataset):
             for info in data_list:
                 info['no_mask'] = True
         return data_list
+
+    # ------------------------------------------------------------- bad files
+    def describe(self) -> str:
+        """How messages name this dataset (class, split, data root)."""
+        root = f' ({display_path(self.data_root)})' if self.data_root else ''
+        return f'{type(self).__name__} split {self.split!r}{root}'
+
+    def filter_data(self) -> List[dict]:
+        """Check every file of the split cheaply (see the class doc).
+
+        Returns:
+            The data infos; without the bad ones when ``skip_bad_files``.
+
+        Raises:
+            BadFilesError: bad files were found (all listed, with reasons).
+        """
+        data_list = super().filter_data()
+        if not self.check_files:
+            return data_list
+        bad = check_samples(data_list)
+        if not bad:
+            return data_list
+        report_bad_files(bad, self.skip_bad_files, self.describe(),
+                         'checking the files before the first iteration')
+        paths = {b.path for b in bad}
+        kept = [d for d in data_list
+                if d['img_path'] not in paths and d.get('mask_path') not in paths]
+        if not kept:
+            raise BadFilesError(f'{self.describe()}: every sample has a bad file', bad)
+        return kept
+
+    def prepare_data(self, idx: int):
+        """The sample ``idx`` through the pipeline; a file that fails when
+        decoded in full is named in a warning and replaced (training: the next
+        sample that loads; testing: a blank stand-in), and the sample that
+        stands in carries ``bad_files`` (``[(path, reason), ...]``) in its
+        metainfo for the end-of-pass report."""
+        try:
+            return super().prepare_data(idx)
+        except BadImageError as err:
+            bad = [bad_file(err, err.path)]
+        warn_once(bad[0].path, f'{bad[0].reason}; found when decoding it in full '
+                  f'({"left out" if self.skip_bad_files else "reported at the end of the pass"})')
+        if self.test_mode:
+            data = self._stand_in(idx)
+        else:
+            data = None
+            for step in range(1, min(len(self), self.max_refetch + 1)):
+                try:
+                    data = super().prepare_data((idx + step) % len(self))
+                    break
+                except BadImageError as err:
+                    bad.append(bad_file(err, err.path))
+            if data is None:
+                report_bad_files(bad, False, self.describe(), 'decoding the samples')
+        entries = [tuple(b) for b in bad]
+        if hasattr(data.get('data_samples'), 'set_metainfo'):
+            data['data_samples'].set_metainfo(dict(bad_files=entries))
+        else:  # a pipeline without PackAnomalyInputs
+            data['bad_files'] = entries
+        return data
+
+    def _stand_in(self, idx: int) -> dict:
+        """Sample ``idx`` with a blank image of its size and no mask, through
+        the transforms after the image loading step (for the test loop, which
+        needs one output per sample; the metrics leave it out)."""
+        info = self.get_data_info(idx)
+        steps = self.pipeline.transforms
+        start = next((i + 1 for i, t in enumerate(steps)
+                      if type(t).__name__ == 'LoadAnomalyImage'), 0)
+        try:
+            h, w = probe_image(info['img_path'])
+        except (OSError, ValueError):
+            h, w = 64, 64
+        results = dict(info, img=np.zeros((h, w, 3), np.uint8), ori_shape=(h, w),
+                       img_shape=(h, w), no_mask=True)
+        for t in steps[start:]:
+            results = t(results)
+        return results
+
+
+def bad_files_of(samples) -> list:
+    """The ``bad_files`` entries carried by data samples (objects or dicts)."""
+    return list(chain.from_iterable(
+        (s.get('bad_files') or ()) for s in samples if s is not None))

@@ -50,12 +50,16 @@ LOW_RANGE_SHARE = 0.01
 _EXIF_ORIENTATION = 0x0112
 
 _JPEG_MAGIC = b'\xff\xd8\xff'
+_PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 _MULTI_FRAME_MAGIC = (b'GIF8', b'II*\x00', b'MM\x00*', b'RIFF')
 #: the beginnings of libjpeg's warnings about damaged data
 _JPEG_WARNINGS = ('Corrupt JPEG data', 'Premature end of JPEG file', 'Invalid SOS',
                   'Warning:')
 
 _WARNED = set()
+#: Pillow image modes that convert to 8- or 16-bit gray, RGB or RGBA
+_PILLOW_MODES = frozenset({'1', 'L', 'P', 'RGB', 'RGBA', 'LA', 'PA', 'CMYK', 'YCbCr', 'I;16',
+                           'I;16B', 'I;16L'})
 
 
 class BadImageError(ValueError):
@@ -70,7 +74,7 @@ class BadImageError(ValueError):
         self.path = os.fspath(path)
         self.reason = reason
         self.what = what
-        super().__init__(f'{what} file {display_path(self.path)!r}: {reason}')
+        super().__init__(f"{what} file '{display_path(self.path)}': {reason}")
 
     def __reduce__(self):  # picklable and copyable (DataLoader workers, deepcopy)
         return type(self), (self.path, self.reason, self.what)
@@ -125,7 +129,7 @@ def warn_once(path: str, message: str) -> None:
     if key in _WARNED:
         return
     _WARNED.add(key)
-    print_log(f'{display_path(path)!r}: {message}', logger='current', level=logging.WARNING)
+    print_log(f"'{display_path(path)}': {message}", logger='current', level=logging.WARNING)
 
 
 class _StderrCapture:
@@ -187,8 +191,17 @@ def _read_bytes(path: str, what: str) -> np.ndarray:
     return buf
 
 
-def _pillow_decode(buf: np.ndarray, path: str, what: str) -> np.ndarray:
+def _pillow_decode(buf: np.ndarray, path: str, what: str, decode: bool = True,
+                   detail: str = '') -> np.ndarray:
     """Decode with Pillow what OpenCV could not; classify the failure.
+
+    Args:
+        buf: the file's bytes.
+        path, what: name the file in errors.
+        decode: return Pillow's pixels when it decodes them (False for PNG
+            and JPEG: OpenCV's libpng/libjpeg are the reference, a file they
+            reject is damaged even when Pillow is more lenient).
+        detail: what OpenCV's decoder printed, added to the reason.
 
     Returns:
         The pixels as OpenCV would give them (gray, BGR or BGRA; uint8 or
@@ -199,18 +212,21 @@ def _pillow_decode(buf: np.ndarray, path: str, what: str) -> np.ndarray:
             kind that cannot be used, ``corrupt or truncated`` otherwise.
     """
     from PIL import Image, UnidentifiedImageError
+    detail = f' ({detail})' if detail else ''
     try:
         im = Image.open(io.BytesIO(buf.tobytes()))
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise BadImageError(path, _header_only_reason(buf), what) from None
+        raise BadImageError(path, _header_only_reason(buf) + detail, what) from None
     kind = f'{im.format} {im.size[0]}x{im.size[1]} mode {im.mode}'
     try:
         im.load()
     except Exception as err:  # noqa: BLE001  (Pillow raises many kinds)
         raise BadImageError(path, f'corrupt or truncated: the {kind} header is valid but '
-                            f'its data cannot be decoded ({err})', what) from None
-    if im.mode in ('1', 'L', 'P', 'RGB', 'RGBA', 'LA', 'PA', 'CMYK', 'YCbCr', 'I;16',
-                   'I;16B', 'I;16L'):
+                            f'its data cannot be decoded ({err}){detail}', what) from None
+    if not decode:
+        raise BadImageError(path, f'corrupt or truncated: the {kind} header is valid but '
+                            f'the decoder rejects its data{detail}', what)
+    if im.mode in _PILLOW_MODES:
         if im.mode in ('1', 'P', 'PA', 'CMYK', 'YCbCr'):
             im = im.convert('RGBA' if 'A' in im.mode or 'transparency' in im.info else 'RGB')
         arr = np.asarray(im)
@@ -300,7 +316,8 @@ def _decode(path: str, what: str, strict: bool = True,
     path = os.fspath(path)
     buf = _read_bytes(path, what)
     warnings = []
-    is_jpeg = buf[:3].tobytes() == _JPEG_MAGIC
+    head = buf[:8].tobytes()
+    is_jpeg, is_png = head.startswith(_JPEG_MAGIC), head.startswith(_PNG_MAGIC)
 
     def decode():
         try:
@@ -308,23 +325,27 @@ def _decode(path: str, what: str, strict: bool = True,
         except cv2.error:
             return None
 
-    if is_jpeg:
-        arr, printed = _capture_stderr(decode)
-        damage = [line.strip() for line in printed.splitlines()
-                  if line.strip().startswith(_JPEG_WARNINGS)]
-        other = [line for line in printed.splitlines() if line not in damage and line]
-        if other:  # not ours to swallow
-            print('\n'.join(other), file=sys.stderr)
-        if damage and arr is not None:
-            reason = (f'corrupt JPEG data, the decoder filled in what it could not read: '
-                      f'{"; ".join(damage)}')
-            if strict:
-                raise BadImageError(path, reason, what)
-            warnings.append(reason)
+    printed = []
+    if is_jpeg or is_png:  # libjpeg / libpng report damage only by printing it
+        arr, text = _capture_stderr(decode)
+        printed = [line.strip() for line in text.splitlines() if line.strip()]
     else:
         arr = decode()
-    if arr is None or arr.size == 0:
-        arr = _pillow_decode(buf, path, what)
+    failed = arr is None or arr.size == 0
+    damage = [line for line in printed if line.startswith(_JPEG_WARNINGS)] if is_jpeg else (
+        [line for line in printed if line.startswith('libpng')] if failed else [])
+    other = [line for line in printed if line not in damage]
+    if other:  # not ours to swallow
+        print('\n'.join(other), file=sys.stderr)
+    if failed:
+        arr = _pillow_decode(buf, path, what, decode=not (is_jpeg or is_png),
+                             detail='; '.join(damage))
+    elif damage:
+        reason = ('corrupt JPEG data, the decoder filled in what it could not read: '
+                  + '; '.join(damage))
+        if strict:
+            raise BadImageError(path, reason, what)
+        warnings.append(reason)
     if np.issubdtype(arr.dtype, np.floating):
         raise BadImageError(path, f'format/mode not supported: floating-point pixels '
                             f'({arr.dtype}); only 8-bit and 16-bit unsigned integer images '
@@ -351,31 +372,60 @@ def _decode(path: str, what: str, strict: bool = True,
     return arr, warnings
 
 
+def _ends_complete(path: str, head: bytes) -> bool:
+    """Whether a PNG ends with its IEND chunk, a JPEG with its EOI marker
+    (other formats: True). Reads the last bytes only."""
+    if head.startswith(_PNG_MAGIC):
+        end, tail = b'IEND\xaeB`\x82', 8
+    elif head.startswith(_JPEG_MAGIC):
+        end, tail = b'\xff\xd9', 2
+    else:
+        return True
+    with open(path, 'rb') as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(f.tell() - tail, 0))
+        return f.read(tail) == end
+
+
 def probe_image(path: str, what: str = 'Image') -> Tuple[int, int]:
-    """Check ``path`` cheaply: it exists, is a regular readable non-empty file,
-    and its header parses. The pixel data are not decoded.
+    """Check ``path`` cheaply, without decoding its pixels when it looks sound.
+
+    It must be a regular, readable, non-empty file whose header parses, and
+    a PNG must end with its IEND chunk, a JPEG with its end marker. A file
+    whose header Pillow does not know, or whose end is not the expected one
+    (a truncated file, or a JPEG with data appended after the image), is
+    decoded in full (``strict``) to decide. Damage inside the data of an
+    otherwise complete file is found only by decoding it.
 
     Args:
         path: an image or mask file.
         what: how messages name the file ('Image', 'Mask').
 
     Returns:
-        The (H, W) the header states (files Pillow does not know are decoded
-        in full to learn it).
+        The (H, W) of the image.
 
     Raises:
         FileNotFoundError, BadImageError: as :func:`read_image`.
     """
     path = os.fspath(path)
-    buf = _read_bytes(path, what)
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+        _read_bytes(path, what)  # raises the error that says what is wrong
     from PIL import Image
     try:
-        with Image.open(io.BytesIO(buf.tobytes())) as im:
+        with Image.open(path) as im:
             w, h = im.size
-        return int(h), int(w)
-    except Exception:  # noqa: BLE001  (not Pillow's kind: decode it in full)
-        arr, _ = _decode(path, what)
-        return tuple(arr.shape[:2])
+            mode = im.mode
+            head = im.fp.seek(0) or im.fp.read(8)
+        if mode in _PILLOW_MODES and _ends_complete(path, head):
+            return int(h), int(w)
+    except Exception:  # noqa: BLE001  (not Pillow's kind, or a broken header)
+        pass
+    arr, _ = _decode(path, what)
+    return tuple(arr.shape[:2])
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:

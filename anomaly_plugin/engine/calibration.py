@@ -28,6 +28,7 @@ import torch
 from mmengine.model import is_model_wrapper
 from mmengine.utils import ProgressBar
 
+from anomaly_plugin.datasets.file_check import report_bad_files
 from anomaly_plugin.evaluation.functional import f1_max_threshold
 
 MODES = ('auto', 'f1', 'quantile', 'manual')
@@ -41,16 +42,21 @@ def collect_predictions(model, dataloader: Iterable,
     Returns:
         dict with ``scores`` (N,) float32, ``labels`` (N,) int64,
         ``maps`` (N, H, W) float32, ``masks`` (N, H, W) uint8 (None when
-        the set has no masks) and ``paths`` (the N image paths).
+        the set has no masks) and ``paths`` (the N image paths). Stand-ins
+        for files that did not decode are left out and reported (see
+        :func:`~anomaly_plugin.datasets.file_check.report_bad_files`).
     """
     if is_model_wrapper(model):
         model = model.module
     was_training = model.training
     model.eval()
-    scores, labels, maps, masks, paths = [], [], [], [], []
+    scores, labels, maps, masks, paths, bad = [], [], [], [], [], []
     bar = ProgressBar(len(dataloader)) if progress else None
     for data in dataloader:
         for s in model.test_step(data):
+            if s.get('bad_files'):  # a stand-in for a file that did not decode
+                bad += s.bad_files
+                continue
             scores.append(float(s.pred_score))
             labels.append(int(s.gt_label) if 'gt_label' in s else 0)
             maps.append(s.anomaly_map.cpu().numpy())
@@ -59,6 +65,10 @@ def collect_predictions(model, dataloader: Iterable,
         if bar is not None:
             bar.update()
     model.train(was_training)
+    dataset = getattr(dataloader, 'dataset', None)
+    report_bad_files(bad, bool(getattr(dataset, 'skip_bad_files', False)),
+                     dataset.describe() if hasattr(dataset, 'describe') else 'the calibration set',
+                     'decoding the calibration pass')
     if not scores:
         raise ValueError('the calibration set is empty')
     has_masks = all(m is not None for m in masks)

@@ -7,6 +7,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner.base_loop import BaseLoop
 from mmengine.utils import ProgressBar
 
+from anomaly_plugin.datasets.base import bad_files_of
+from anomaly_plugin.datasets.file_check import report_bad_files
 from anomaly_plugin.registry import LOOPS
 
 
@@ -35,7 +37,10 @@ class FitLoop(BaseLoop):
     """Fit a memory-bank detector with one pass over ``dataloader``.
 
     Runs the training hooks as one epoch of one iteration, so the
-    ``CalibrationHook`` and the checkpoint hook run after the fit. Validation
+    ``CalibrationHook`` and the checkpoint hook run after the fit. Training
+    files that failed when decoded in full (replaced by the dataset, see
+    :class:`~anomaly_plugin.datasets.BaseAnomalyDataset`) are reported, all
+    of them, at the end of the pass, before the fit. Validation
     runs afterwards only when configured; fitting does not depend on it.
     """
 
@@ -71,9 +76,10 @@ class FitLoop(BaseLoop):
         model.eval()
         model.fit_reset()
         bar = ProgressBar(len(self.dataloader)) if dist.is_main_process() else None
-        pos = 0
+        pos, bad = 0, []
         with torch.no_grad():
             for data in self.dataloader:
+                bad += bad_files_of(data.get('data_samples') or ())
                 data = model.data_preprocessor(data, False)
                 model.note_input_size(data['inputs'])
                 n = data['inputs'].shape[0]
@@ -84,6 +90,11 @@ class FitLoop(BaseLoop):
                 pos += n
                 if bar is not None:
                     bar.update()
+        dataset = self.dataloader.dataset
+        report_bad_files([b for part in dist.all_gather_object(bad) for b in part],
+                         bool(getattr(dataset, 'skip_bad_files', False)),
+                         dataset.describe() if hasattr(dataset, 'describe') else
+                         'the training data', 'decoding the pass over the data')
         runner.logger.info('Fitting the model on the extracted features')
         model.fit_finish()
         runner.call_hook('after_train_iter', batch_idx=0, data_batch=None, outputs={})

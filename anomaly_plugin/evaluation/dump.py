@@ -20,7 +20,8 @@ class PredictionDump(BaseMetric):
 
     Columns: ``image, defect_type, gt_label, score, norm_score, decision``
     (``decision`` is ``OK``/``NG`` from the calibrated threshold, ``n/a``
-    without one). Samples that are boxes of an image (``BoxCropDataset``)
+    without one). Stand-ins for files that did not decode are left out (the
+    metrics report them). Samples that are boxes of an image (``BoxCropDataset``)
     get one row per box, with :data:`BOX_FIELDS` after ``image``
     (``det_score`` is empty for annotated boxes). Rows are gathered over
     ranks in dataset order; rank 0 writes the file.
@@ -38,6 +39,8 @@ class PredictionDump(BaseMetric):
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for s in data_samples:
+            if s.get('bad_files'):  # a stand-in for a file that did not decode
+                continue
             label = s.get('pred_label')
             norm = s.get('norm_score')
             self.results.append(dict(

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
+from anomaly_plugin.datasets.file_check import report_metric_bad_files
 from anomaly_plugin.registry import METRICS
 
 from .binned import binned_metrics
@@ -109,6 +110,9 @@ class ImageMetric(BaseMetric):
         """
         owner = type(self).__name__
         for sample in data_samples:
+            if sample.get('bad_files'):  # a stand-in for a file that did not decode
+                self.results.append(dict(bad_files=list(sample['bad_files'])))
+                continue
             self.results.append(
                 dict(score=np.float32(_scalar(sample, 'pred_score', owner)),
                      label=np.int8(_scalar(sample, 'gt_label', owner))))
@@ -123,6 +127,7 @@ class ImageMetric(BaseMetric):
             ``{name: value}`` with float values in [0, 1].
         """
         owner = type(self).__name__
+        results = report_metric_bad_files(self, results)
         if not results:
             raise ValueError(f'{owner}: no samples to evaluate')
         scores = np.array([r['score'] for r in results], dtype=np.float32)
@@ -259,6 +264,9 @@ class PixelMetric(BaseMetric):
         """
         owner = type(self).__name__
         for sample in data_samples:
+            if sample.get('bad_files'):  # a stand-in for a file that did not decode
+                self.results.append(dict(bad_files=list(sample['bad_files'])))
+                continue
             if sample.get('gt_mask', None) is None:
                 self.results.append(None)
                 continue
@@ -335,7 +343,7 @@ class PixelMetric(BaseMetric):
         """
         owner = type(self).__name__
         self.last_bounds = {}
-        results = [r for r in results if r is not None]
+        results = [r for r in report_metric_bad_files(self, results) if r is not None]
         if not results:
             print_log(f'{owner}: no sample has a gt_mask, pixel metrics are '
                       'skipped', logger='current', level=logging.WARNING)

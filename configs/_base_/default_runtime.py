@@ -9,6 +9,7 @@ from mmengine.visualization import LocalVisBackend, TensorboardVisBackend
 
 from anomaly_plugin.engine.hooks import (
                             AnomalyVisualizationHook,
+                            BadFileHook,
                             CalibrationHook,
                             PlainCheckpointHook,
 )
@@ -34,7 +35,10 @@ calibration = dict(type=CalibrationHook, dataset=dict(split='holdout'),
                    mode='auto', image_quantile=0.99, pixel_quantile=0.999)
 # Heat-map panels of every test image; ``--cfg-options visualize=True``.
 visualize = False
+# Training files that fail only when decoded in full: all reported at the end of
+# the first pass (skip_bad_files=True in a dataset turns the error into a warning).
 custom_hooks = [
+    dict(type=BadFileHook),
     dict(type=PlainCheckpointHook),
     calibration,
     dict(type=AnomalyVisualizationHook, enable=visualize),

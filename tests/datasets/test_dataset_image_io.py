@@ -1,12 +1,19 @@
 import os
+import pickle
 
 import cv2
 import numpy as np
 import pytest
+from corpus import encode, pil_bytes, premature_jpeg, smooth, tiff_bytes
+from PIL import Image, ImageOps
 
 from anomaly_plugin.datasets.image_io import (
+    BadImageError,
+    _decode,
     _to_rgb_uint8,
     is_image_file,
+    load_image,
+    probe_image,
     read_image,
     read_mask,
 )
@@ -163,3 +170,141 @@ def test_read_mask_reads_0_1_masks(tmp_path):
         read_mask(_write(tmp_path / 'm16.png', values.astype(np.uint16))), [[0, 1, 1, 0]])
     # an explicit threshold still decides
     assert not read_mask(_write(tmp_path / 'm01b.png', values), threshold=1).any()
+
+
+# ---------------------------------------------------------------- odd files
+def _bytes(tmp_path, name, data):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+@pytest.fixture
+def base():
+    return smooth(40, 48, 1)  # (H, W, 3) RGB
+
+
+def test_pillow_reads_what_opencv_cannot(tmp_path, base):
+    icon = smooth(32, 32, 2)
+    ico = _bytes(tmp_path, 'i.ico', pil_bytes('ICO', Image.fromarray(icon), sizes=[(32, 32)]))
+    np.testing.assert_array_equal(read_image(ico), icon)
+    tga = _bytes(tmp_path, 't.tga', pil_bytes('TGA', Image.fromarray(base)))
+    np.testing.assert_array_equal(read_image(tga), base)
+    tiled = _bytes(tmp_path, 'tiled.tif', tiff_bytes(base, tile=(16, 16), photometric='rgb'))
+    assert cv2.imdecode(np.fromfile(tiled, np.uint8), cv2.IMREAD_UNCHANGED) is None
+    np.testing.assert_array_equal(read_image(tiled), base)
+
+
+@pytest.mark.parametrize('name, data, words', [
+    ('five.tif', lambda b: tiff_bytes(np.dstack([b, b[..., :2]]), photometric='minisblack',
+                                      planarconfig='contig'), '5 sample(s)'),
+    ('half.tif', lambda b: tiff_bytes(b.astype(np.float16), photometric='rgb'), 'float16'),
+    ('float.tif', lambda b: tiff_bytes(b.astype(np.float32), photometric='rgb'),
+     'floating-point'),
+    ('map.pfm', lambda b: b'PF\n48 40\n-1.0\n' + b.astype('<f4').tobytes(), 'floating-point'),
+])
+def test_valid_files_of_unusable_kinds_say_not_supported(tmp_path, base, name, data, words):
+    path = _bytes(tmp_path, name, data(base))
+    with pytest.raises(BadImageError) as info:
+        read_image(path)
+    assert str(info.value).startswith(f"Image file '{path}': format/mode not supported")
+    assert words in str(info.value) and 'corrupt' not in str(info.value)
+
+
+@pytest.mark.parametrize('cut', [lambda d: d[:len(d) // 2], lambda d: d[:33],
+                                 lambda d: b'not an image at all'])
+@pytest.mark.parametrize('ext', ['.png', '.jpg'])
+def test_broken_files_say_corrupt_or_truncated(tmp_path, base, cut, ext):
+    path = _bytes(tmp_path, f'broken{ext}', cut(encode(ext, base)))
+    with pytest.raises(BadImageError, match='corrupt or truncated') as info:
+        read_image(path)
+    assert 'broken' in str(info.value) and 'not supported' not in str(info.value)
+    with pytest.raises(BadImageError, match='corrupt or truncated'):
+        probe_image(path)  # the cheap check finds them too
+
+
+def test_partly_decoded_jpeg_is_an_error_or_a_warning(tmp_path):
+    path = _bytes(tmp_path, 'premature.jpg', premature_jpeg())
+    assert probe_image(path) == (48, 64)  # header and end marker look sound
+    with pytest.raises(BadImageError, match='premature.jpg.*premature end of data segment'):
+        read_image(path)  # strict by default
+    loaded = load_image(path, strict=False)
+    assert loaded.img.shape == (48, 64, 3)
+    assert len(loaded.warnings) == 1 and 'corrupt JPEG data' in loaded.warnings[0]
+    sound = _bytes(tmp_path, 'sound.jpg', encode('.jpg', smooth(48, 64, 0)))
+    assert load_image(sound).warnings == []
+
+
+def test_jpeg_with_data_after_its_end_is_decoded_to_decide(tmp_path, base):
+    path = _bytes(tmp_path, 'trailer.jpg', encode('.jpg', base) + b'camera trailer')
+    assert probe_image(path) == (40, 48)
+    np.testing.assert_array_equal(read_image(path), cv2.imread(path)[..., ::-1])
+
+
+def test_several_frames_warn_and_give_the_first(tmp_path, base):
+    gif = _bytes(tmp_path, 'f.gif', pil_bytes('GIF', Image.fromarray(base), save_all=True,
+                                               append_images=[Image.fromarray(255 - base)]))
+    loaded = load_image(gif)
+    assert loaded.warnings == ['2 frames: only the first is used']
+    first = np.asarray(Image.open(gif).convert('RGB'))
+    np.testing.assert_array_equal(loaded.img, first)
+    tif = _bytes(tmp_path, 'f.tif', tiff_bytes(np.stack([base, 255 - base]), photometric='rgb'))
+    loaded = load_image(tif)
+    assert loaded.warnings == ['2 frames: only the first is used']
+    np.testing.assert_array_equal(loaded.img, base)
+    assert load_image(_bytes(tmp_path, 'one.gif', pil_bytes('GIF', Image.fromarray(base)))
+                      ).warnings == []
+
+
+def test_16bit_image_using_little_of_its_range_warns(tmp_path, base):
+    low = load_image(_write(tmp_path / 'low.png', base.astype(np.uint16)))
+    assert len(low.warnings) == 1 and 'under 1%' in low.warnings[0]
+    assert low.img.max() <= 1  # what the warning is about: nearly black
+    full = load_image(_write(tmp_path / 'full.png', base.astype(np.uint16) * 257))
+    assert full.warnings == []
+    # a 0/1 16-bit mask is not an image: no warning
+    mask = _write(tmp_path / 'm.png', (base[..., 0] > 128).astype(np.uint16))
+    assert _decode(mask, 'Mask')[1] == []
+
+
+@pytest.mark.parametrize('orientation', range(1, 9))
+def test_exif_orientation_matches_pillow(tmp_path, orientation):
+    img = smooth(10, 16, orientation)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = _bytes(tmp_path, 'o.png', pil_bytes('PNG', Image.fromarray(img), exif=exif))
+    np.testing.assert_array_equal(read_image(path), img)  # default: pixels as stored
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert('RGB'))
+    np.testing.assert_array_equal(read_image(path, exif_orientation=True), expected)
+
+
+def test_names_that_are_not_utf8_are_read_and_printed(tmp_path, base):
+    path = os.path.join(os.fsdecode(bytes(tmp_path)), os.fsdecode(b'caf\xe9.png'))
+    cv2.imencode('.png', base)[1].tofile(path)
+    assert read_image(path).shape == (40, 48, 3)
+    os.truncate(path, 20)
+    with pytest.raises(BadImageError) as info:
+        read_image(path)
+    str(info.value).encode('utf-8')  # printable: the bad byte is escaped
+    assert 'caf\\xe9.png' in str(info.value)
+
+
+def test_links_fifos_and_folders_get_their_own_errors(tmp_path, base):
+    os.symlink('loop.png', tmp_path / 'loop.png')
+    with pytest.raises(BadImageError, match='loop.png.*cannot be opened'):
+        read_image(str(tmp_path / 'loop.png'))
+    os.symlink('nowhere.png', tmp_path / 'dangling.png')
+    with pytest.raises(BadImageError, match='dangling.png.*link to a missing file'):
+        read_image(str(tmp_path / 'dangling.png'))
+    os.mkfifo(tmp_path / 'pipe.png')
+    with pytest.raises(BadImageError, match='pipe.png.*not a file'):
+        read_image(str(tmp_path / 'pipe.png'))  # not opened: reading would block
+    with pytest.raises(BadImageError, match='pipe.png.*not a file'):
+        probe_image(str(tmp_path / 'pipe.png'))
+
+
+def test_bad_image_errors_survive_pickling(tmp_path):
+    err = BadImageError(str(tmp_path / 'x.png'), 'corrupt or truncated: why', 'Mask')
+    back = pickle.loads(pickle.dumps(err))
+    assert (back.path, back.reason, back.what, str(back)) == (
+        err.path, err.reason, err.what, str(err))

@@ -175,9 +175,16 @@ def test_mask_size_mismatch_names_both_files(tmp_path):
     make_mvtec(tmp_path)
     _write(tmp_path / 'ground_truth' / 'crack' / '000_mask.png',
            np.zeros((8, 8), np.uint8))
-    ds = MVTecADDataset(
-        data_root=str(tmp_path), split='test', test_mode=True,
-        pipeline=[dict(type='LoadAnomalyImage'), dict(type='LoadAnomalyMask')])
+    pipeline = [dict(type='LoadAnomalyImage'), dict(type='LoadAnomalyMask')]
+    with pytest.raises(ValueError) as info:  # found when the dataset is built
+        MVTecADDataset(data_root=str(tmp_path), split='test', test_mode=True,
+                       pipeline=pipeline)
+    msg = str(info.value)
+    assert '000_mask.png' in msg and '000.jpg' in msg
+    assert '8x8' in msg and f'{SIZE[0]}x{SIZE[1]}' in msg
+    # without the up-front check, loading the sample says the same
+    ds = MVTecADDataset(data_root=str(tmp_path), split='test', test_mode=True,
+                        pipeline=pipeline, check_files=False)
     idx = next(i for i in range(len(ds))
                if ds.get_data_info(i)['img_path'].endswith(
                    os.path.join('crack', '000.jpg')))
@@ -191,7 +198,15 @@ def test_mask_size_mismatch_names_both_files(tmp_path):
 def test_corrupt_image_raises_on_load(tmp_path):
     make_mvtec(tmp_path, img_ext='.png')
     (tmp_path / 'train' / 'good' / '002.png').write_bytes(b'garbage bytes')
-    ds = MVTecADDataset(data_root=str(tmp_path),
-                        pipeline=[dict(type='LoadAnomalyImage')])
-    with pytest.raises(ValueError, match='002.png'):
-        ds[2]
+    with pytest.raises(ValueError, match='002.png'):  # when the dataset is built
+        MVTecADDataset(data_root=str(tmp_path), pipeline=[dict(type='LoadAnomalyImage')])
+    # unchecked: in training the next image stands in and carries the bad file
+    ds = MVTecADDataset(data_root=str(tmp_path), check_files=False,
+                        pipeline=[dict(type='LoadAnomalyImage'), dict(type='PackAnomalyInputs')])
+    sample = ds[2]['data_samples']
+    assert sample.img_path == ds.get_data_info(3)['img_path']
+    (path, reason), = sample.bad_files
+    assert path.endswith('002.png') and 'corrupt or truncated' in reason
+    with pytest.raises(ValueError, match='002.png'):  # testing: the image alone
+        MVTecADDataset(data_root=str(tmp_path), pipeline=[dict(type='LoadAnomalyImage')],
+                       check_files=False, test_mode=True).pipeline(ds.get_data_info(2))

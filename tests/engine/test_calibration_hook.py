@@ -74,7 +74,7 @@ def test_failed_calibration_keeps_the_trained_checkpoint(data, tmp_path, monkeyp
 
 def test_bad_calibration_settings_stop_before_training(data, tmp_path):
     cfg = merge_options(Config.fromfile(AE_CONFIG), tiny_ae_options(data, tmp_path / 'w', 1))
-    hook = cfg.custom_hooks[1]
+    hook = next(h for h in cfg.custom_hooks if h['type'].__name__ == 'CalibrationHook')
     assert hook['type'].__name__ == 'CalibrationHook'
     hook['dataset'] = dict(type='MVTecADDataset', data_root=str(tmp_path / 'no'), split='test')
     hook['inherit'] = False

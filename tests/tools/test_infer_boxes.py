@@ -62,7 +62,8 @@ def test_infer_boxes_scores_each_detection_and_pastes_the_maps(trained):
                  '--score-thr', '0.5')
     assert len(rows) == 12  # the 0.2-score background boxes are left out
     assert list(rows[0]) == ['image', 'box_id', 'x1', 'y1', 'x2', 'y2', 'category', 'det_score',
-                             'score', 'norm_score', 'decision', 'heatmap', 'mask', 'error']
+                             'score', 'norm_score', 'decision', 'heatmap', 'mask', 'error',
+                             'warning']
     truth = scenes['truth']
     for row, t in zip(rows, truth):
         assert row['image'].endswith(t['file'].rsplit('/', 1)[-1])

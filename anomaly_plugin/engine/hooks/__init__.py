@@ -1,5 +1,6 @@
+from .bad_file_hook import BadFileHook
 from .calibration_hook import CalibrationHook
 from .plain_checkpoint_hook import PlainCheckpointHook
 from .visualization_hook import AnomalyVisualizationHook
 
-__all__ = ['CalibrationHook', 'PlainCheckpointHook', 'AnomalyVisualizationHook']
+__all__ = ['BadFileHook', 'CalibrationHook', 'PlainCheckpointHook', 'AnomalyVisualizationHook']

@@ -42,6 +42,13 @@ class CalibrationHook(Hook):
     warning: the checkpoint has no thresholds (decisions read 'n/a') until
     a calibration set is given.
 
+    Every checkpoint says whether it is calibrated: ``meta['calibration']``
+    is ``'calibrated'`` (with the values) in the updated last checkpoint,
+    and otherwise ``'not calibrated: <why>'`` (an epoch's checkpoint saved
+    before calibration, calibration skipped, or calibration failed: then the
+    saved last checkpoint is rewritten with the reason, and the log says
+    so); ``tools/infer.py`` and ``tools/test.py`` print it.
+
     Models with a ``fit_normal_statistics(dataloader)`` method (statistics
     of their raw maps on normal images, e.g. the per-level residual
     statistics of ``MultiScalePyramidAE``) get it called first, on the
@@ -71,6 +78,7 @@ class CalibrationHook(Hook):
         self.calib_kwargs = calib_kwargs
         self._dataset = None
         self._skip: Optional[str] = None
+        self._status = 'not calibrated: calibration runs after the last training step'
 
     @staticmethod
     def train_images_config(runner) -> dict:
@@ -122,8 +130,13 @@ class CalibrationHook(Hook):
             else:
                 self._dataset = DATASETS.build(cfg)
         if self._skip:
+            self._status = f'not calibrated: {self._skip}'
             print_log(f'CalibrationHook: {self._skip}: thresholds will not be calibrated '
                       "and decisions read 'n/a'", logger='current', level=logging.WARNING)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Record in the checkpoint whether (and why not) it is calibrated."""
+        checkpoint.setdefault('meta', {})['calibration'] = self._status
 
     # -------------------------------------------------------------- the work
     def fit_statistics(self, runner) -> None:
@@ -151,8 +164,9 @@ class CalibrationHook(Hook):
             return
         print_log('Calibrating thresholds and normalisation', logger='current')
         values = calibrate(runner.model, self.build_dataloader(runner), **self.calib_kwargs)
-        print_log('Calibration: ' + ', '.join(f'{k}={v:.6g}' for k, v in values.items()),
-                  logger='current')
+        text = ', '.join(f'{k}={v:.6g}' for k, v in values.items())
+        self._status = f'calibrated: {text}'
+        print_log(f'Calibration: {text}', logger='current')
 
     def update_checkpoint(self, runner, path: str) -> None:
         """Replace the model state of checkpoint ``path`` by the current one.
@@ -165,17 +179,20 @@ class CalibrationHook(Hook):
             return
         ckpt = safe_load(path, map_location='cpu')
         saved_iter = ckpt.get('meta', {}).get('iter')
-        if saved_iter != runner.iter:
+        if saved_iter != runner.iter and self._status.startswith('calibrated'):
             print_log(f'CalibrationHook: the last checkpoint {path} is from iteration '
                       f'{saved_iter}, not the final iteration {runner.iter}; it is left '
                       'as it is and the calibration is in the model only (save the last '
                       'checkpoint: save_last=True)', logger='current', level=logging.WARNING)
             return
-        ckpt['state_dict'] = weights_to_cpu(get_state_dict(_module(runner)))
+        if self._status.startswith('calibrated'):
+            ckpt['state_dict'] = weights_to_cpu(get_state_dict(_module(runner)))
+        ckpt.setdefault('meta', {})['calibration'] = self._status
         tmp = f'{path}.calibrating'
         torch.save(ckpt, tmp)
         os.replace(tmp, path)
-        print_log(f'Calibration written to {path}', logger='current')
+        if self._status.startswith('calibrated'):
+            print_log(f'Calibration written to {path}', logger='current')
 
     def after_train(self, runner) -> None:
         path = runner.message_hub.get_info('last_ckpt')
@@ -184,8 +201,17 @@ class CalibrationHook(Hook):
         except Exception as err:
             where = (f'the checkpoint {path} was saved before calibration and is kept '
                      'uncalibrated' if path else 'no checkpoint was saved')
+            self._status = f'not calibrated: calibration failed: {" ".join(str(err).split())}'
+            if path:
+                self.update_checkpoint(runner, path)  # says why in its meta
             raise RuntimeError(f'CalibrationHook: calibration failed after training '
                                f'({where}): {err}') from err
+        if not self._status.startswith('calibrated') and self.calib_kwargs.get('mode') != 'manual':
+            print_log(f'CalibrationHook: the model is {self._status}'
+                      + (f'; so is the checkpoint {path}' if path else ''),
+                      logger='current', level=logging.WARNING)
+        if self.calib_kwargs.get('mode') == 'manual':
+            self._status = 'calibrated: manual thresholds'
         if path:
             self.update_checkpoint(runner, path)
         else:

@@ -63,6 +63,8 @@ class AnomalyVisualizationHook(Hook):
         if not self.enable:
             return
         for s in outputs:
+            if s.get('bad_files'):  # a stand-in for a file that did not decode
+                continue
             self._items.append(dict(
                 img_path=s.img_path, mask_path=s.get('mask_path'),
                 mask_threshold=s.get('mask_threshold'),
