@@ -276,7 +276,9 @@ def main(argv=None):
     print(f'\n{len(rows)} images: {scored} scored ({ng} NG), {len(failed)} could not be '
           f'read; results in {args.out}')
     for r in failed[:MAX_LISTED_ERRORS]:
-        print(f"error: {r['image']}: {r['error']}", file=sys.stderr)
+        named = r['image'] is None or r['image'] in r['error']
+        print(f"error: {r['error']}" if named else f"error: {r['image']}: {r['error']}",
+              file=sys.stderr)
     if len(failed) > MAX_LISTED_ERRORS:
         print(f'... and {len(failed) - MAX_LISTED_ERRORS} more (the error column of '
               'results.csv)', file=sys.stderr)

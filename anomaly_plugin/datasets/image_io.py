@@ -325,18 +325,16 @@ def _decode(path: str, what: str, strict: bool = True,
         except cv2.error:
             return None
 
-    printed = []
-    if is_jpeg or is_png:  # libjpeg / libpng report damage only by printing it
-        arr, text = _capture_stderr(decode)
-        printed = [line.strip() for line in text.splitlines() if line.strip()]
-    else:
-        arr = decode()
+    # libjpeg / libpng report damage only by printing it; OpenCV logs its failures
+    arr, text = _capture_stderr(decode)
+    printed = [line.strip() for line in text.splitlines() if line.strip()]
     failed = arr is None or arr.size == 0
     damage = [line for line in printed if line.startswith(_JPEG_WARNINGS)] if is_jpeg else (
         [line for line in printed if line.startswith('libpng')] if failed else [])
-    other = [line for line in printed if line not in damage]
-    if other:  # not ours to swallow
-        print('\n'.join(other), file=sys.stderr)
+    if not failed:  # what a decoder printed about a file it read is not ours to swallow
+        other = [line for line in printed if line not in damage]
+        if other:
+            print('\n'.join(other), file=sys.stderr)
     if failed:
         arr = _pillow_decode(buf, path, what, decode=not (is_jpeg or is_png),
                              detail='; '.join(damage))

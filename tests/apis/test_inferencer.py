@@ -160,3 +160,44 @@ def test_checkpoints_load_safely_and_strictly(trained):
     assert not marker.exists()
     with pytest.raises(ValueError, match='checkpoint'):
         AnomalyInferencer(trained['config'])
+
+
+def test_inputs_that_are_not_images_get_errors_by_position(trained, test_set):
+    paths, scores, _ = test_set
+    rgb = read_image(paths[0])
+    preds = trained['inferencer']([paths[0], None, [paths[1]], 3.5, rgb.astype(np.float32),
+                                   rgb], batch_size=2)['predictions']
+    assert len(preds) == 6
+    assert preds[0]['pred_score'] == pytest.approx(scores[0], rel=1e-5)
+    for index, kind in ((1, 'NoneType'), (2, 'list'), (3, 'float')):
+        assert preds[index]['pred_score'] is None and preds[index]['img_path'] is None
+        assert preds[index]['error'].startswith(f'input {index} is a {kind}, not an image')
+    assert preds[4]['error'].startswith('input 4: an image array must be uint8')
+    assert preds[5]['pred_score'] == pytest.approx(scores[0], rel=1e-5)
+
+
+def test_same_base_names_in_different_folders_keep_their_panels(trained, test_set, tmp_path):
+    paths, _, _ = test_set
+    files = []
+    for i, folder in enumerate(('a', 'b', os.path.join('b', 'c'))):
+        os.makedirs(tmp_path / folder)
+        files.append(str(tmp_path / folder / 'same.png'))
+        cv2.imwrite(files[-1], cv2.imread(paths[i]))
+    out = tmp_path / 'vis'
+    trained['inferencer'](files, out_dir=str(out))
+    panels = sorted(str(p.relative_to(out)) for p in out.rglob('*.png'))
+    assert panels == ['a/same.png_panel.png', 'b/c/same.png_panel.png', 'b/same.png_panel.png']
+    first = cv2.imread(str(out / 'a' / 'same.png_panel.png'))
+    other = cv2.imread(str(out / 'b' / 'same.png_panel.png'))
+    assert first.shape == other.shape and not np.array_equal(first, other)
+
+
+def test_load_warnings_reach_the_results(trained, test_set, tmp_path):
+    paths, scores, _ = test_set
+    img = cv2.imread(paths[0])
+    gif = tmp_path / 'two.tif'
+    cv2.imwritemulti(str(gif), [img, 255 - img])
+    pred, plain = trained['inferencer']([str(gif), paths[0]])['predictions']
+    assert pred['warning'] == '2 frames: only the first is used'
+    assert pred['pred_score'] == pytest.approx(scores[0], rel=1e-5)  # the first frame
+    assert plain['warning'] is None

@@ -20,11 +20,13 @@ from conftest import (
     run_tool,
     tiny_ae_options,
 )
+from corpus import make_corpus
 from mmengine.config import Config
 
 import anomaly_plugin  # noqa: F401  (registers the modules)
 from anomaly_plugin.apis import inference, inference_results, init_detector
-from anomaly_plugin.apis.results import ResultsWriter
+from anomaly_plugin.apis.results import NAME_MAX, ResultsWriter, fit_name, output_names
+from anomaly_plugin.datasets.image_io import display_path
 
 FIELDS = ['image', 'score', 'norm_score', 'decision', 'heatmap', 'mask', 'error', 'warning']
 MODEL_OPTS = ('model.', 'img_size')
@@ -233,3 +235,83 @@ def test_test_tool_names_an_unsafe_checkpoint(trained):
     assert 'not plain data' in proc.stderr
     assert 'does not fit' not in proc.stderr + proc.stdout
     assert not marker.exists()
+
+
+# ------------------------------------------------------------ the odd-file corpus
+@pytest.fixture(scope='module')
+def fuzz(trained):
+    """The generated corpus of odd files through tools/infer.py, flat and --recursive."""
+    src = trained['tmp'] / 'fuzz'
+    expect = make_corpus(str(src))
+    opts = {k: v for k, v in trained['opts'].items() if k.startswith(MODEL_OPTS)}
+    runs = {}
+    for mode in ('flat', 'recursive'):
+        out = trained['tmp'] / f'fuzz_{mode}'
+        log = run_tool(['tools/infer.py', AE_CONFIG, str(trained['ckpt']), str(src),
+                        '--out', str(out), '--batch-size', '4', '--cfg-options',
+                        *options_to_cli(opts)] + (['--recursive'] if mode == 'recursive' else []))
+        with open(out / 'results.csv', newline='', encoding='utf-8') as f:
+            csv_rows = list(csv.DictReader(f))
+        runs[mode] = dict(out=out, log=log, csv_rows=csv_rows,
+                          rows=json.loads((out / 'results.json').read_text(encoding='utf-8')))
+    return dict(src=src, expect=expect, runs=runs)
+
+
+@pytest.mark.parametrize('mode', ['flat', 'recursive'])
+def test_every_odd_file_gets_its_row(fuzz, mode):
+    src, run = fuzz['src'], fuzz['runs'][mode]
+    expect = {n: e for n, e in fuzz['expect'].items() if mode == 'recursive' or os.sep not in n}
+    rows = {r['image']: r for r in run['rows']}
+    assert len(run['rows']) == len(rows) == len(expect) == len(run['csv_rows'])  # one each
+    assert [r['image'] for r in run['csv_rows']] == [r['image'] for r in run['rows']]
+    outcomes = []
+    for name, e in expect.items():
+        row = rows[display_path(os.path.join(str(src), name))]
+        scored = row['decision'] != 'error'
+        outcomes.append(scored)
+        if e[0] == 'error' or (e[0] == 'scored?' and not scored):
+            assert not scored, name
+            assert row['score'] is None and row['heatmap'] is None
+            assert display_path(os.path.basename(name)) in row['error'], (name, row['error'])
+            if e[0] == 'error':
+                assert e[1] in row['error'], (name, row['error'])
+            continue
+        assert scored, (name, row['error'])
+        assert np.isfinite(row['score']) and row['decision'] in ('OK', 'NG')
+        heat = cv2.imdecode(np.fromfile(run['out'] / row['heatmap'], np.uint8),
+                            cv2.IMREAD_COLOR)
+        if e[0] == 'scored':
+            assert heat.shape[:2] == e[1], name  # at the image's own size
+            assert (e[2] in (row['warning'] or '')) if len(e) > 2 else not row['warning'], \
+                (name, row['warning'])
+    assert any(outcomes) and not all(outcomes)
+    failed = sum(not s for s in outcomes)
+    assert f'{len(expect)} images: {len(expect) - failed} scored' in run['log']
+
+
+def test_odd_names_get_outputs_that_fit(fuzz):
+    rows = fuzz['runs']['flat']['rows']
+    heatmaps = [r['heatmap'] for r in rows if r['heatmap']]
+    assert len(set(heatmaps)) == len(heatmaps)  # no two inputs share an output
+    for h in heatmaps:
+        h.encode('utf-8')  # printable
+        assert all(len(part.encode()) <= NAME_MAX for part in h.split('/'))
+    long_row = next(r for r in rows if os.path.basename(r['image']).startswith('lll'))
+    assert long_row['image'].endswith('l' * 251 + '.png')  # the full input name is kept
+    assert '~' in long_row['heatmap'] and long_row['decision'] != 'error'
+    raw = next(r for r in rows if 'latin1_caf' in r['image'])
+    assert raw['image'].endswith('latin1_caf\\xe9.png') and raw['decision'] != 'error'
+    assert (fuzz['runs']['flat']['out'] / raw['heatmap']).is_file()
+
+
+def test_output_names_fit_and_stay_apart(tmp_path):
+    assert fit_name('a.png') == 'a.png'
+    long_a, long_b = 'a' * 250 + '1.png', 'a' * 250 + '2.png'
+    fa, fb = fit_name(long_a), fit_name(long_b)
+    assert fa != fb and fa == fit_name(long_a)  # apart, and stable
+    assert len((fa + '_heatmap.png').encode()) <= NAME_MAX
+    utf8 = fit_name('é' * 127)  # cut at a character boundary
+    utf8.encode('utf-8')
+    names = output_names([str(tmp_path / 'x' / 'a.png'), str(tmp_path / 'y' / 'a.png'),
+                          np.zeros((2, 2), np.uint8), str(tmp_path / 'x' / 'a.png')])
+    assert names == ['x/a.png', 'y/a.png', '00000002', 'x/a.png_3']
