@@ -37,10 +37,10 @@ def tiff_bytes(arr, **kw):
     return buf.getvalue()
 
 
-def premature_jpeg(seed=0):
+def premature_jpeg(seed=0, size=(48, 64)):
     """A JPEG whose data stops two thirds in, closed by an end marker: its header
     and end pass the cheap checks; libjpeg warns 'premature end of data segment'."""
-    data = encode('.jpg', smooth(48, 64, seed))
+    data = encode('.jpg', smooth(*size, seed))
     return data[:len(data) * 2 // 3] + b'\xff\xd9'
 
 

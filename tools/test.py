@@ -9,7 +9,7 @@ from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 from anomaly_plugin.apis import checkpoint_error_message
-from anomaly_plugin.engine import load_tool_config, teardown_distributed
+from anomaly_plugin.engine import check_data_files, load_tool_config, teardown_distributed
 from anomaly_plugin.evaluation import METRIC_KEYS
 
 
@@ -55,6 +55,7 @@ def main():
     predictions = osp.join(cfg.work_dir, 'predictions.csv')
     cfg.test_evaluator = evaluators + [dict(type='anomaly_plugin.PredictionDump',
                                             out_file=predictions)]
+    check_data_files(cfg, ['test_dataloader'])  # every bad file in one error, first
     runner = Runner.from_cfg(cfg)
     try:
         ckpt = runner.load_checkpoint(args.checkpoint, map_location='cpu', strict=True)

@@ -6,6 +6,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from anomaly_plugin.engine import (
+    check_data_files,
     disable_validation,
     enable_amp,
     load_tool_config,
@@ -54,7 +55,9 @@ def build_config(args) -> Config:
 
 def main():
     args = parse_args()
-    runner = Runner.from_cfg(build_config(args))
+    cfg = build_config(args)
+    check_data_files(cfg)  # every bad file of every split in one error, before training
+    runner = Runner.from_cfg(cfg)
     runner.train()
     teardown_distributed()
 

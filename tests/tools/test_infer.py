@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -17,6 +16,7 @@ from conftest import (
     UnsafePayload,
     make_mvtec,
     options_to_cli,
+    run_failing,
     run_tool,
     tiny_ae_options,
 )
@@ -30,15 +30,6 @@ from anomaly_plugin.datasets.image_io import display_path
 
 FIELDS = ['image', 'score', 'norm_score', 'decision', 'heatmap', 'mask', 'error', 'warning']
 MODEL_OPTS = ('model.', 'img_size')
-
-
-def run_failing(args):
-    """Run ``python ARGS`` from the repository root; it must fail."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
 
 
 def image(h, w, seed):
