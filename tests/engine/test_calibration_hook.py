@@ -1,4 +1,6 @@
 """CalibrationHook: settings checked at start-up, the trained checkpoint saved first."""
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import AE_CONFIG, make_mvtec, options_to_cli, run_tool, tiny_ae_options
@@ -42,6 +44,15 @@ def test_holdout_zero_trains_saves_and_skips_calibration(data, tmp_path):
     assert 'no normal training image is held out' in out
     image_thr, pixel_thr = _thresholds(work / 'epoch_1.pth')
     assert image_thr != image_thr and pixel_thr != pixel_thr  # NaN: not calibrated
+    # the log at the end and the checkpoint say so, and why
+    why = 'not calibrated: no normal training image is held out (holdout_ratio=0)'
+    assert f'the model is {why}' in out and 'so is the checkpoint' in out
+    assert safe_load(str(work / 'epoch_1.pth'))['meta']['calibration'].startswith(why)
+    image = str(next((Path(data) / 'test' / 'good').iterdir()))
+    model_opts = {k: v for k, v in opts.items() if k.startswith(('model.', 'img_size'))}
+    out = run_tool(['tools/infer.py', AE_CONFIG, str(work / 'epoch_1.pth'), image, '--out',
+                    str(tmp_path / 'infer'), '--cfg-options', *options_to_cli(model_opts)])
+    assert f'no calibrated threshold ({why}' in out
 
 
 def test_calibration_written_into_the_saved_checkpoint(data, tmp_path):
@@ -54,6 +65,7 @@ def test_calibration_written_into_the_saved_checkpoint(data, tmp_path):
     # the rest of the checkpoint is MMEngine's: it still resumes
     ckpt = safe_load(str(tmp_path / 'work' / 'epoch_1.pth'))
     assert ckpt['meta']['epoch'] == 1 and 'optimizer' in ckpt
+    assert ckpt['meta']['calibration'].startswith('calibrated: ')
 
 
 def test_failed_calibration_keeps_the_trained_checkpoint(data, tmp_path, monkeypatch):
@@ -65,6 +77,8 @@ def test_failed_calibration_keeps_the_trained_checkpoint(data, tmp_path, monkeyp
     with pytest.raises(RuntimeError, match='epoch_1.pth was saved before calibration'):
         runner.train()
     path = tmp_path / 'work' / 'epoch_1.pth'
+    assert safe_load(str(path))['meta']['calibration'] == (
+        'not calibrated: calibration failed: calibration exploded')
     model = _runner(data, tmp_path / 'other').model
     model.load_state_dict(safe_load(str(path))['state_dict'])  # the trained weights
     trained = runner.model.state_dict()
@@ -94,5 +108,7 @@ def test_an_earlier_checkpoint_is_not_overwritten(data, tmp_path):
     path = tmp_path / 'work' / 'epoch_2.pth'
     assert not (tmp_path / 'work' / 'epoch_3.pth').exists()
     image_thr, _ = _thresholds(path)
-    assert image_thr != image_thr  # untouched: not calibrated
+    assert image_thr != image_thr  # untouched: not calibrated, and it says so
+    assert safe_load(str(path))['meta']['calibration'] == (
+        'not calibrated: calibration runs after the last training step')
     assert runner.model.postprocessor.has_threshold  # the model is
