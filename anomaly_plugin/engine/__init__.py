@@ -4,11 +4,12 @@ from .config_utils import apply_shortcuts, disable_validation, load_tool_config,
 from .data_check import check_data_files
 from .dist import setup_distributed, teardown_distributed
 from .hooks import *  # noqa: F401,F403
-from .loops import FitLoop
+from .loops import FitLoop, MinItersEpochBasedTrainLoop
 from .optim import CPUBF16OptimWrapper, MultiOptimWrapperConstructor, enable_amp
 
 __all__ = ['check_data_files', 'calibrate', 'collect_predictions', 'compute_calibration',
            'UnsafeCheckpointError', 'install_safe_loader', 'safe_load',
            'setup_distributed', 'teardown_distributed', 'apply_shortcuts', 'merge_options',
-           'disable_validation', 'load_tool_config', 'FitLoop', 'CPUBF16OptimWrapper',
+           'disable_validation', 'load_tool_config', 'FitLoop', 'MinItersEpochBasedTrainLoop',
+           'CPUBF16OptimWrapper',
            'MultiOptimWrapperConstructor', 'enable_amp']

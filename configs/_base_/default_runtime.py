@@ -12,6 +12,7 @@ from anomaly_plugin.engine.hooks import (
                             BadFileHook,
                             CalibrationHook,
                             PlainCheckpointHook,
+                            TrainingCheckHook,
 )
 from anomaly_plugin.visualization import AnomalyVisualizer
 
@@ -37,10 +38,13 @@ calibration = dict(type=CalibrationHook, dataset=dict(split='holdout'),
 visualize = False
 # Training files that fail only when decoded in full: all reported at the end of
 # the first pass (skip_bad_files=True in a dataset turns the error into a warning).
+# After training: a warning with the numbers when the loss has not fallen or the maps
+# do not find a painted square on held-out normal images (nothing is stopped).
 custom_hooks = [
     dict(type=BadFileHook),
     dict(type=PlainCheckpointHook),
     calibration,
+    dict(type=TrainingCheckHook),
     dict(type=AnomalyVisualizationHook, enable=visualize),
 ]
 

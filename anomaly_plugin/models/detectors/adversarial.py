@@ -62,6 +62,14 @@ class AdversarialDetector(BaseAnomalyDetector):
                     int(hub.get_info('max_epochs') or 0))
         return self._own_iter, 0, 0
 
+    def scaled_epochs(self, epochs: int) -> int:
+        """A stage length in epochs as the running loop counts them: times the
+        ``epoch_scale`` a :class:`~anomaly_plugin.engine.MinItersEpochBasedTrainLoop`
+        publishes when it runs more epochs than ``max_epochs`` on a small set
+        (1 otherwise), so the stage keeps its share of the training."""
+        scale = MessageHub.get_current_instance().get_info('epoch_scale') or 1.0
+        return max(1, round(int(epochs) * float(scale)))
+
     # -- stepping ---------------------------------------------------------
     def train_step(self, data, optim_wrapper) -> Dict[str, torch.Tensor]:
         """Preprocess the batch, then :meth:`train_parts`; returns the log vars."""

@@ -146,7 +146,8 @@ class FAnoGAN(AdversarialDetector):
         discriminator: the critic; ``DCGANDiscriminator`` with
             ``norm='layer'`` by default (no BatchNorm under a gradient penalty).
         encoder: ``DCGANEncoder`` config with ``out_dim`` = the latent size.
-        gan_epochs: epochs of the WGAN-GP stage.
+        gan_epochs: epochs of the WGAN-GP stage (scaled with the loop's epochs
+            on a small set, see :meth:`scaled_epochs`).
         n_critic: critic steps per generator step (5 in WGAN-GP).
         gp_weight: weight of the gradient penalty (10 in WGAN-GP).
         kappa: weight of the critic-feature residual in izi_f and the score.
@@ -178,12 +179,13 @@ class FAnoGAN(AdversarialDetector):
         it, epoch, max_epochs = self.train_progress()
         if self.stage is not None:
             return self.stage, it
-        if 0 < max_epochs <= self.gan_epochs:
+        gan_epochs = self.scaled_epochs(self.gan_epochs)
+        if 0 < max_epochs <= gan_epochs:
             raise ValueError(
                 f'FAnoGAN: train_cfg.max_epochs ({max_epochs}) must be larger than '
-                f'model.gan_epochs ({self.gan_epochs}): the epochs after the WGAN-GP stage '
+                f'model.gan_epochs ({gan_epochs}): the epochs after the WGAN-GP stage '
                 'train the encoder')
-        return ('gan' if epoch < self.gan_epochs else 'encoder'), it
+        return ('gan' if epoch < gan_epochs else 'encoder'), it
 
     def sample_z(self, n: int, device) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=device)  # (n, D)

@@ -55,7 +55,9 @@ class VQVAEPrior(AdversarialDetector):
             defaults to the codebook size.
         loss: reconstruction loss of stage 1 (``L2Loss``).
         score_map: loss whose ``map`` is the residual map; defaults to ``loss``.
-        vq_epochs: epochs of stage 1; ``train_cfg.max_epochs`` must be larger.
+        vq_epochs: epochs of stage 1; ``train_cfg.max_epochs`` must be larger
+            (both scaled alike when the loop trains a small set longer, see
+            :meth:`scaled_epochs`).
         map_type: ``'residual'`` or ``'nll'``.
         resample: ``'sample'``, ``'argmax'`` or None (no resampling).
         threshold: log-likelihood threshold, or None to fit one.
@@ -124,12 +126,13 @@ class VQVAEPrior(AdversarialDetector):
         if self.stage is not None:
             return self.stage
         _, epoch, max_epochs = self.train_progress()
-        if 0 < max_epochs <= self.vq_epochs:
+        vq_epochs = self.scaled_epochs(self.vq_epochs)
+        if 0 < max_epochs <= vq_epochs:
             raise ValueError(
                 f'VQVAEPrior: train_cfg.max_epochs ({max_epochs}) must be larger than '
-                f'model.vq_epochs ({self.vq_epochs}): the epochs after the VQ-VAE stage '
+                f'model.vq_epochs ({vq_epochs}): the epochs after the VQ-VAE stage '
                 'train the prior')
-        return 'vq' if epoch < self.vq_epochs else 'prior'
+        return 'vq' if epoch < vq_epochs else 'prior'
 
     def loss_autoencoder(self, images: torch.Tensor) -> Dict[str, torch.Tensor]:
         z_q, _, vq_terms = self.quantizer(self.autoencoder.encoder(images))
