@@ -72,6 +72,8 @@ def train_and_test(config, data, work_dir, epochs, schedule=None):
     if cfg.train_cfg.get('max_epochs') is not None and cfg.model.type.__name__ not in (
             'PatchCore', 'PaDiM'):
         opts.update({'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': epochs})
+        if 'min_iters' in cfg.train_cfg:  # the plan's epochs, not the step floor
+            opts['train_cfg.min_iters'] = 0
     opts.update(schedule or {})
     if 'backbone' in cfg.model and 'backbone' in cfg.model.backbone:
         opts['model.backbone.backbone.init_cfg'] = None  # no weights in tests

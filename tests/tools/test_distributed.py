@@ -67,7 +67,8 @@ def test_two_process_adversarial_training(tmp_path):
     config = 'configs/generative/fanogan_mvtec.py'
     data = make_mvtec(tmp_path / 'cat', size=32, n_train=17, n_good=2, n_bad=2)
     cli = options_to_cli({'data_root': data, 'img_size': 32, 'train_dataloader.batch_size': 4,
-                          'train_cfg.max_epochs': 2, 'model.gan_epochs': 1})
+                          'train_cfg.max_epochs': 2, 'train_cfg.min_iters': 0,
+                          'model.gan_epochs': 1})
     out = torchrun(['tools/train.py', config, '--work-dir', str(tmp_path / 'w'),
                     '--no-validate', '--cfg-options', *cli])
     assert 'loss_discriminator' in out and 'loss_encoder' in out

@@ -15,8 +15,9 @@ from torch.utils.data import DataLoader, Subset
 
 from anomaly_plugin.registry import DATASETS, HOOKS
 
-#: substrings of logged loss names that are adversarial terms (they need not fall)
-ADVERSARIAL = ('_d_', '_adv', 'wgan', 'loss_d')
+#: logged losses that need not fall: adversarial terms, and the totals of the parts of a
+#: GAN (``loss_generator`` holds the generator's adversarial term)
+ADVERSARIAL = ('_d_', '_adv', 'wgan', 'loss_d', 'loss_generator', 'loss_discriminator')
 
 
 def paint_squares(images: Sequence[torch.Tensor], size: float, seed: int) -> tuple:
@@ -57,8 +58,9 @@ class TrainingCheckHook(Hook):
     * the training loss: the mean of the last tenth of the logged steps
       against the first tenth, for ``loss`` (or, for models with several
       parts, each non-adversarial term such as ``loss_g_con`` or
-      ``loss_e_img``); it must fall by at least ``min_loss_drop`` (a share of
-      the first value).
+      ``loss_e_img``; adversarial terms and a GAN generator's total may rise
+      as its discriminator learns); it must fall by at least
+      ``min_loss_drop`` (a share of the first value).
     * the maps: on up to ``num_images`` held-out normal images (the training
       set's ``'holdout'`` split with the test pipeline; the training images
       when nothing is held out), one flat square of ``defect_size`` of the
@@ -70,7 +72,11 @@ class TrainingCheckHook(Hook):
       reported with it.
 
     The threshold values and the painted defect are the project's own choice
-    of an obvious sanity check, not a published protocol. Fitted models
+    of an obvious sanity check, not a published protocol. It finds maps that
+    are flat, inverted or broken; a model whose maps find a flat square but
+    miss subtle real defects passes it (measured: Skip-GANomaly after 45 steps
+    on 50 ballscrew images, pixel AUROC 0.46 on the real pits, 0.97 on the
+    squares) -- that is what ``min_iters`` schedules are for. Fitted models
     (PatchCore, PaDiM) log no loss; only the map check runs for them.
 
     Args:
