@@ -53,29 +53,11 @@ from mmengine.config import Config, DictAction
 from mmengine.utils import ProgressBar
 
 from anomaly_plugin.apis import AnomalyInferencer, checkpoint_error_message, list_images
-from anomaly_plugin.apis.results import (
-    ResultsWriter,
-    decision,
-    error_row,
-    output_names,
-    score_row,
-    write_outputs,
-)
-from anomaly_plugin.datasets.boxes import (
-    CocoIndex,
-    check_box,
-    crop,
-    crop_box_of,
-    load_detections,
-    paste_maps,
-    read_json,
-)
-from anomaly_plugin.datasets.image_io import display_path, read_image
+from anomaly_plugin.apis.box_scoring import BOX_FIELDS, load_boxes, score_boxes
+from anomaly_plugin.apis.results import ResultsWriter, error_row, output_names, score_row
+from anomaly_plugin.datasets.image_io import display_path
 from anomaly_plugin.engine.config_utils import merge_options
 
-#: columns of results.csv with --boxes: one row per box (x1..y2: the detector's box)
-BOX_FIELDS = ('image', 'box_id', 'x1', 'y1', 'x2', 'y2', 'category', 'det_score', 'score',
-              'norm_score', 'decision', 'heatmap', 'mask', 'error', 'warning')
 #: failed files listed on the console at the end (all are in the results)
 MAX_LISTED_ERRORS = 10
 
@@ -108,106 +90,12 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def load_boxes(args) -> tuple:
-    """The boxes of ``--boxes`` grouped by image, in the COCO file's image order.
-
-    Returns:
-        ``(coco, {image_id: [detection, ...]})`` (detections as
-        :func:`~anomaly_plugin.datasets.boxes.load_detections`), filtered by
-        ``--score-thr`` and ``--categories``.
-
-    Raises:
-        SystemExit: unreadable files, no ``--ann-file`` for a results file,
-            unknown categories (the message names the file).
-    """
+def main_boxes(args, inferencer) -> None:
+    """``--boxes``: one row per box, one pasted heat-map per image."""
     try:
-        data = read_json(args.boxes, 'boxes file') if osp.isfile(args.boxes) else None
-        if isinstance(data, dict) and 'images' in data:  # a COCO annotation file
-            coco = CocoIndex(args.boxes)
-            dets = [dict(a, score=float(a.get('score', 1.0)))
-                    for anns in coco.annotations.values() for a in anns]
-        else:
-            if not args.ann_file:
-                raise ValueError(f'--boxes {args.boxes} holds detections: give --ann-file '
-                                 'COCO.json, the file naming their images and categories')
-            coco = CocoIndex(args.ann_file)
-            dets = load_detections(args.boxes, coco)
-        keep = coco.category_ids([int(c) if c.isdigit() else c for c in args.categories]
-                                 if args.categories else None, '--categories')
+        coco, by_image = load_boxes(args.boxes, args.ann_file, args.score_thr, args.categories)
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(f'error: {e}') from e
-    by_image = {i: [] for i in coco.images}
-    for det in dets:
-        if det['score'] >= args.score_thr and (keep is None or det['category_id'] in keep):
-            by_image[det['image_id']].append(det)
-    return coco, {i: d for i, d in by_image.items() if d}
-
-
-def box_row(img_path: str, det: dict, coco: CocoIndex) -> dict:
-    """The detector's part of a box row (keys of :data:`BOX_FIELDS`)."""
-    x, y, w, h = det['bbox']
-    return dict(image=img_path, box_id=det.get('id', det.get('index')), x1=x, y1=y, x2=x + w,
-                y2=y + h, category=coco.categories[det['category_id']],
-                det_score=det['score'])
-
-
-def score_boxes(inferencer, img_path: str, dets: list, coco: CocoIndex, name: str,
-                args, post) -> list:
-    """Score the box crops of one image; write its pasted heat-map (and mask).
-
-    Args:
-        inferencer: the :class:`AnomalyInferencer`.
-        img_path: the image.
-        dets: its boxes.
-        coco: names the categories.
-        name: from :func:`output_names`.
-        args: the tool's arguments (``out``, ``margin``, ``batch_size``).
-        post: the model's postprocessor.
-
-    Returns:
-        One row per box (keys: :data:`BOX_FIELDS`); error rows when the image
-        cannot be read (one per box) or a box leaves the image.
-    """
-    try:
-        img = read_image(img_path)  # (H, W, 3) RGB
-    except Exception as e:  # one bad image must not stop the others
-        return [dict(box_row(img_path, d, coco), **error_row(img_path, e)) for d in dets]
-    shape = img.shape[:2]
-    rows, boxes, crops = [], [], []
-    for det in dets:
-        try:
-            check_box(det['bbox'], shape, f'box {det.get("id", det.get("index"))}')
-        except ValueError as e:
-            rows.append(dict(box_row(img_path, det, coco), **error_row(img_path, e)))
-            continue
-        boxes.append(crop_box_of(det['bbox'], args.margin, shape))
-        crops.append(crop(img, boxes[-1], img_path))  # (h, w, 3)
-        rows.append(box_row(img_path, det, coco))
-    if not crops:
-        return rows
-    preds = inferencer(crops, batch_size=args.batch_size, return_maps=True)['predictions']
-    amap = paste_maps(shape, boxes, [p['anomaly_map'] for p in preds])  # (H, W)
-    mask = paste_maps(shape, boxes, [p['pred_mask'] for p in preds]) \
-        if post.has_threshold else None  # (H, W)
-    try:
-        written = write_outputs(name, args.out, amap, post, mask, save_map=True)
-    except (OSError, ValueError) as e:  # one image's outputs must not stop the others
-        return [dict(row, **error_row(img_path, f'cannot write its outputs: {e}'))
-                for row in rows]
-    scored = iter(preds)
-    for row in rows:
-        if row.get('decision') == 'error':
-            continue
-        pred = next(scored)
-        row.update(score=pred['pred_score'], norm_score=pred.get('norm_score'),
-                   decision=decision(pred, post), error=None, warning=pred.get('warning'),
-                   **written)
-    return rows
-
-
-def main_boxes(args, inferencer, post) -> None:
-    """``--boxes``: one row per box, one pasted heat-map per image."""
-    coco, by_image = load_boxes(args)
     if not osp.isdir(args.input):
         raise SystemExit(f'error: with --boxes, INPUT must be the image folder, got {args.input}')
     bar = ProgressBar(len(by_image))
@@ -216,7 +104,8 @@ def main_boxes(args, inferencer, post) -> None:
             file_name = str(coco.images[image_id].get('file_name', ''))
             img_path = osp.join(args.input, file_name)
             for row in score_boxes(inferencer, img_path, dets, coco,
-                                   output_names([img_path], args.input)[0], args, post):
+                                   output_names([img_path], args.input)[0], args.out,
+                                   args.margin, args.batch_size):
                 results.write(row)
             bar.update()
     rows = results.rows
@@ -250,7 +139,7 @@ def main(argv=None):
         print('warning: the checkpoint has no calibrated threshold'
               + (f' ({why})' if why else '') + "; decisions are 'n/a' and no masks are written")
     if args.boxes:
-        main_boxes(args, inferencer, post)
+        main_boxes(args, inferencer)
         return
     try:
         images = list_images(args.input, recursive=args.recursive, exclude=[args.out])
