@@ -31,6 +31,7 @@ import os
 import stat
 import sys
 import tempfile
+import threading
 from typing import List, NamedTuple, Optional, Tuple
 
 import cv2
@@ -136,32 +137,38 @@ class _StderrCapture:
     """Catch what C libraries print to file descriptor 2 during a call.
 
     libjpeg reports damaged data only as a printed warning; this ties it to
-    the file being decoded. One temporary file per process is reused.
+    the file being decoded. One temporary file per process is reused. File
+    descriptor 2 is shared by the threads of a process, so captures are
+    serialised by a lock: decoding through this module in several threads of
+    one process runs one file at a time (DataLoader workers are processes and
+    are not affected).
     """
 
     _file = None
     _pid = None
+    _lock = threading.Lock()
 
     def __call__(self, fn):
-        if self._pid != os.getpid():
-            type(self)._file = tempfile.TemporaryFile()
-            type(self)._pid = os.getpid()
-        f = self._file
-        f.seek(0)
-        f.truncate()
-        try:
-            sys.stderr.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
-        saved = os.dup(2)
-        os.dup2(f.fileno(), 2)
-        try:
-            result = fn()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        f.seek(0)
-        return result, f.read().decode('utf-8', 'replace')
+        with self._lock:
+            if self._pid != os.getpid():
+                type(self)._file = tempfile.TemporaryFile()
+                type(self)._pid = os.getpid()
+            f = self._file
+            f.seek(0)
+            f.truncate()
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+            saved = os.dup(2)
+            os.dup2(f.fileno(), 2)
+            try:
+                result = fn()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            f.seek(0)
+            return result, f.read().decode('utf-8', 'replace')
 
 
 _capture_stderr = _StderrCapture()

@@ -308,3 +308,16 @@ def test_bad_image_errors_survive_pickling(tmp_path):
     back = pickle.loads(pickle.dumps(err))
     assert (back.path, back.reason, back.what, str(back)) == (
         err.path, err.reason, err.what, str(err))
+
+
+def test_decoding_in_threads_keeps_each_file_its_own_warning(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    bad = _bytes(tmp_path, 'premature.jpg', premature_jpeg())
+    good = _bytes(tmp_path, 'sound.jpg', encode('.jpg', smooth(48, 64, 0)))
+    paths = [bad, good] * 20
+    before = os.fstat(2)
+    with ThreadPoolExecutor(4) as pool:
+        warnings = list(pool.map(lambda p: load_image(p, strict=False).warnings, paths))
+    assert all(len(w) == 1 for w in warnings[::2]) and all(w == [] for w in warnings[1::2])
+    after = os.fstat(2)  # standard error is where it was, not a capture file
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
