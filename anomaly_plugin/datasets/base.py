@@ -9,8 +9,9 @@ from mmengine.dataset import BaseDataset
 
 from anomaly_plugin.registry import TRANSFORMS
 
+from .decoding import BadImageError, display_path, probe_image, warn_once
 from .file_check import BadFilesError, bad_file, check_samples, report_bad_files
-from .image_io import BadImageError, display_path, is_image_file, probe_image, warn_once
+from .image_io import is_image_file
 
 SPLITS = ('train', 'holdout', 'test')
 

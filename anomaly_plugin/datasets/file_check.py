@@ -16,16 +16,21 @@ With ``skip_bad_files=True`` both stages drop the files with a warning that
 names them and states the count instead of raising.
 """
 import logging
+import os
 from typing import Iterable, List, NamedTuple, Sequence
 
 from mmengine.logging import print_log
 
-from .image_io import BadImageError, display_path, probe_image
+from .decoding import BadImageError, display_path, probe_image
 
 #: bad files listed in one error or warning (all are counted)
 MAX_LISTED = 50
 #: data lists at least this long show a progress bar while checked
 PROGRESS_FROM = 2000
+#: (path, what, inode, size, mtime) -> (H, W) or BadFile: the files checked in this
+#: process (a run builds the same split several times: the tools' check, the runner,
+#: calibration)
+_CHECKED = {}
 
 
 class BadFile(NamedTuple):
@@ -65,23 +70,33 @@ def check_samples(data_list: Sequence[dict], progress: bool = True) -> List[BadF
 
     Returns:
         The bad files in data-list order, each once: unreadable images and
-        masks (:func:`~anomaly_plugin.datasets.image_io.probe_image`) and
-        masks whose size differs from their image's.
+        masks (:func:`~anomaly_plugin.datasets.decoding.probe_image`) and
+        masks whose size differs from their image's. A file already checked in
+        this process and unchanged since (same inode, size and modification
+        time) is not read again.
     """
     bar = None
     if progress and len(data_list) >= PROGRESS_FROM:
         from mmengine.utils import ProgressBar
         print_log(f'checking the files of {len(data_list)} samples', logger='current')
         bar = ProgressBar(len(data_list))
-    sizes, bad, seen = {}, [], set()
+    bad, seen = [], set()
 
     def probe(path, what):
-        if path not in sizes:
+        try:  # a file checked before in this process, unchanged since, is not read again
+            st = os.stat(path)
+            key = (path, what, st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            key = None
+        if key is None or key not in _CHECKED:
             try:
-                sizes[path] = probe_image(path, what)
+                result = probe_image(path, what)
             except (OSError, ValueError) as err:  # incl. FileNotFoundError, BadImageError
-                sizes[path] = bad_file(err, path)
-        return sizes[path]
+                result = bad_file(err, path)
+            if key is None:
+                return result
+            _CHECKED[key] = result
+        return _CHECKED[key]
 
     def add(entry):
         if entry not in seen:
@@ -151,6 +166,15 @@ def report_bad_files(bad: Iterable, skip: bool, where: str, when: str) -> None:
                         'dataset config to leave them out with a warning.', bad)
 
 
+def report_dataset_bad_files(bad: Iterable, dataset, when: str,
+                             default: str = 'the data') -> None:
+    """:func:`report_bad_files` for the files of ``dataset``: its
+    ``skip_bad_files`` decides, its :meth:`describe` names it (``default``
+    for a dataset of another kind)."""
+    report_bad_files(bad, bool(getattr(dataset, 'skip_bad_files', False)),
+                     dataset.describe() if hasattr(dataset, 'describe') else default, when)
+
+
 def split_bad(results: Sequence) -> tuple:
     """Split gathered metric entries into usable ones and bad files.
 
@@ -182,5 +206,6 @@ def report_metric_bad_files(metric, results: Sequence) -> list:
 
 
 __all__ = ['BadFile', 'BadFilesError', 'MAX_LISTED', 'bad_file', 'bad_files_text',
-           'check_samples', 'report_bad_files', 'report_metric_bad_files', 'split_bad',
+           'check_samples', 'report_bad_files', 'report_dataset_bad_files',
+           'report_metric_bad_files', 'split_bad',
            'unique']

@@ -28,7 +28,7 @@ import torch
 from mmengine.model import is_model_wrapper
 from mmengine.utils import ProgressBar
 
-from anomaly_plugin.datasets.file_check import report_bad_files
+from anomaly_plugin.datasets.file_check import report_dataset_bad_files
 from anomaly_plugin.evaluation.functional import f1_max_threshold
 
 MODES = ('auto', 'f1', 'quantile', 'manual')
@@ -65,10 +65,8 @@ def collect_predictions(model, dataloader: Iterable,
         if bar is not None:
             bar.update()
     model.train(was_training)
-    dataset = getattr(dataloader, 'dataset', None)
-    report_bad_files(bad, bool(getattr(dataset, 'skip_bad_files', False)),
-                     dataset.describe() if hasattr(dataset, 'describe') else 'the calibration set',
-                     'decoding the calibration pass')
+    report_dataset_bad_files(bad, getattr(dataloader, 'dataset', None),
+                             'decoding the calibration pass', 'the calibration set')
     if not scores:
         raise ValueError('the calibration set is empty')
     has_masks = all(m is not None for m in masks)

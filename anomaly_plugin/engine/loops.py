@@ -13,7 +13,7 @@ from mmengine.runner.base_loop import BaseLoop
 from mmengine.utils import ProgressBar
 
 from anomaly_plugin.datasets.base import bad_files_of
-from anomaly_plugin.datasets.file_check import report_bad_files
+from anomaly_plugin.datasets.file_check import report_dataset_bad_files
 from anomaly_plugin.registry import LOOPS
 
 
@@ -149,11 +149,9 @@ class FitLoop(BaseLoop):
                 pos += n
                 if bar is not None:
                     bar.update()
-        dataset = self.dataloader.dataset
-        report_bad_files([b for part in dist.all_gather_object(bad) for b in part],
-                         bool(getattr(dataset, 'skip_bad_files', False)),
-                         dataset.describe() if hasattr(dataset, 'describe') else
-                         'the training data', 'decoding the pass over the data')
+        report_dataset_bad_files([b for part in dist.all_gather_object(bad) for b in part],
+                                 self.dataloader.dataset, 'decoding the pass over the data',
+                                 'the training data')
         runner.logger.info('Fitting the model on the extracted features')
         model.fit_finish()
         runner.call_hook('after_train_iter', batch_idx=0, data_batch=None, outputs={})

@@ -7,9 +7,9 @@ import pytest
 from corpus import encode, pil_bytes, premature_jpeg, smooth, tiff_bytes
 from PIL import Image, ImageOps
 
+from anomaly_plugin.datasets.decoding import decode_file
 from anomaly_plugin.datasets.image_io import (
     BadImageError,
-    _decode,
     _to_rgb_uint8,
     is_image_file,
     load_image,
@@ -264,7 +264,7 @@ def test_16bit_image_using_little_of_its_range_warns(tmp_path, base):
     assert full.warnings == []
     # a 0/1 16-bit mask is not an image: no warning
     mask = _write(tmp_path / 'm.png', (base[..., 0] > 128).astype(np.uint16))
-    assert _decode(mask, 'Mask')[1] == []
+    assert decode_file(mask, 'Mask')[1] == []
 
 
 @pytest.mark.parametrize('orientation', range(1, 9))

@@ -1,4 +1,5 @@
 """CalibrationHook: settings checked at start-up, the trained checkpoint saved first."""
+import logging
 from pathlib import Path
 
 import pytest
@@ -55,9 +56,15 @@ def test_holdout_zero_trains_saves_and_skips_calibration(data, tmp_path):
     assert f'no calibrated threshold ({why}' in out
 
 
-def test_calibration_written_into_the_saved_checkpoint(data, tmp_path):
+def test_calibration_written_into_the_saved_checkpoint(data, tmp_path, monkeypatch):
+    logged = []
+    monkeypatch.setattr(calibration_hook, 'print_log',
+                        lambda msg, **kw: logged.append((msg, kw.get('level'))))
     runner = _runner(data, tmp_path / 'work')
     runner.train()
+    # 10 training images, 0.1 held out: one image sets the thresholds, and the log says so
+    assert any('thresholds come from 1 images only' in m and level == logging.WARNING
+               for m, level in logged)
     image_thr, pixel_thr = _thresholds(tmp_path / 'work' / 'epoch_1.pth')
     post = runner.model.postprocessor
     assert image_thr == pytest.approx(float(post.image_threshold))

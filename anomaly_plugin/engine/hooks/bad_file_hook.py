@@ -3,7 +3,7 @@ from mmengine import dist
 from mmengine.hooks import Hook
 
 from anomaly_plugin.datasets.base import bad_files_of
-from anomaly_plugin.datasets.file_check import report_bad_files
+from anomaly_plugin.datasets.file_check import report_dataset_bad_files
 from anomaly_plugin.registry import HOOKS
 
 
@@ -41,7 +41,5 @@ class BadFileHook(Hook):
     def report(self, runner) -> None:
         """Raise (or warn) about the bad files of every rank."""
         bad = [b for part in dist.all_gather_object(self._bad) for b in part]
-        dataset = runner.train_dataloader.dataset
-        report_bad_files(bad, bool(getattr(dataset, 'skip_bad_files', False)),
-                         dataset.describe() if hasattr(dataset, 'describe')
-                         else 'the training data', 'decoding the first pass over the data')
+        report_dataset_bad_files(bad, runner.train_dataloader.dataset,
+                                 'decoding the first pass over the data', 'the training data')

@@ -15,6 +15,8 @@ from torch.utils.data import DataLoader, Subset
 
 from anomaly_plugin.registry import DATASETS, HOOKS
 
+from .calibration_hook import CalibrationHook
+
 #: logged losses that need not fall: adversarial terms, and the totals of the parts of a
 #: GAN (``loss_generator`` holds the generator's adversarial term)
 ADVERSARIAL = ('_d_', '_adv', 'wgan', 'loss_d', 'loss_generator', 'loss_discriminator')
@@ -134,8 +136,7 @@ class TrainingCheckHook(Hook):
     # -------------------------------------------------------------- the maps
     def dataloader(self, runner) -> Optional[DataLoader]:
         """Up to ``num_images`` held-out normal images with the test pipeline."""
-        cfg = copy.deepcopy(runner.cfg.train_dataloader.dataset)
-        cfg['pipeline'] = copy.deepcopy(runner.cfg.test_dataloader.dataset.pipeline)
+        cfg = CalibrationHook.train_images_config(runner)
         if float(cfg.get('holdout_ratio', 0) or 0) > 0:
             cfg['split'] = 'holdout'
         dataset = DATASETS.build(cfg)
