@@ -14,13 +14,13 @@ $(STAMP): requirements.txt setup.cfg setup.py
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -c "import mmcv" 2>/dev/null || $(PY) -m pip install -q "mmcv-lite==2.1.0"
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
-	$(PY) -m anomaly_plugin.models.memory.kernels > $(VENV)/kernel-build.log 2>&1 \
+	$(PY) -m anomaly_plugin.models.statistics.kernels > $(VENV)/kernel-build.log 2>&1 \
 		|| echo "compiled coreset kernel not built (see $(VENV)/kernel-build.log): the torch path is used"
 	touch $(STAMP)
 
 # (re)build the compiled greedy k-center kernel of the PatchCore coreset
 kernel: $(STAMP)
-	$(PY) -m anomaly_plugin.models.memory.kernels
+	$(PY) -m anomaly_plugin.models.statistics.kernels
 
 # two workers with one thread each (pytest-xdist); TEST_WORKERS=0 runs in one process
 TEST_WORKERS ?= 2

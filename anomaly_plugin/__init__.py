@@ -4,11 +4,11 @@
 registry scope and routes MMEngine's checkpoint loading through weights-only
 unpickling.
 """
-from . import datasets, engine, evaluation, models, structures, visualization
+from . import datasets, demo, engine, evaluation, models, structures, visualization
 from .engine.checkpoint import install_safe_loader
 from .version import __version__
 
 install_safe_loader()
 
-__all__ = ['datasets', 'engine', 'evaluation', 'models', 'structures',
+__all__ = ['datasets', 'demo', 'engine', 'evaluation', 'models', 'structures',
            'visualization', '__version__']

@@ -28,7 +28,7 @@ from mmengine.runner import Runner
 
 from anomaly_plugin.engine import merge_options
 from anomaly_plugin.evaluation import ImageMetric, PixelMetric
-from anomaly_plugin.models.memory import knn
+from anomaly_plugin.models.statistics import knn
 from anomaly_plugin.registry import MODELS
 
 
@@ -83,7 +83,7 @@ def fit(model, loader) -> float:
             data = model.data_preprocessor(data, False)
             model.note_input_size(data['inputs'])
             n = data['inputs'].shape[0]
-            model.fit_update(model.extract(data['inputs']), torch.arange(pos, pos + n))
+            model.fit_embeddings(model.extract(data['inputs']), torch.arange(pos, pos + n))
             pos += n
         model.fit_finish(progress=False)
     return time.perf_counter() - start

@@ -32,7 +32,7 @@ def parse_args():
 def main():
     args = parse_args()
     import anomaly_plugin  # noqa: F401
-    from anomaly_plugin.datasets.demo import build_demo_dataset
+    from anomaly_plugin.demo import build_demo_dataset
     from anomaly_plugin.engine import disable_validation, merge_options
     from anomaly_plugin.evaluation import METRIC_KEYS
 

@@ -17,7 +17,7 @@ from torch import nn
 from anomaly_plugin.datasets.image_io import read_image
 from anomaly_plugin.registry import INFERENCERS, SCOPE, VISUALIZERS
 from anomaly_plugin.structures import AnomalyDataSample
-from anomaly_plugin.visualization import AnomalyVisualizer
+from anomaly_plugin.visualization import AnomalyVisualizer, colour_scale
 
 from .inference import init_detector, list_images, map_to_original
 from .inputs import InferenceBatch, InputPipeline, InputType, as_rgb, check_input, one_line
@@ -259,8 +259,8 @@ class AnomalyInferencer(BaseInferencer):
         if not (show or out_dir or return_vis):
             return []
         post = self.model.postprocessor
-        if vmin is None and vmax is None and post.has_normalization:
-            vmin, vmax = float(post.pixel_min), float(post.pixel_max)
+        if vmin is None and vmax is None:
+            vmin, vmax = colour_scale(post)
         threshold = float(post.pixel_threshold) if post.has_threshold else None
         panels = []
         for index, (item, pred) in enumerate(zip(inputs, preds), start=first):

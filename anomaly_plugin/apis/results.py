@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from anomaly_plugin.datasets.image_io import display_path
-from anomaly_plugin.visualization import colorize
+from anomaly_plugin.visualization import colorize, colour_scale
 from anomaly_plugin.visualization.visualizer import write_image
 
 #: columns of results.csv (and keys of the results.json rows)
@@ -86,14 +86,6 @@ def output_names(items: Sequence, root: Optional[str] = None) -> List[str]:
     return names
 
 
-def colour_scale(amap: np.ndarray, post) -> tuple:
-    """``(vmin, vmax)`` of a heat-map: the checkpoint's calibration range when
-    it has one, else the map's own minimum and maximum."""
-    if post.has_normalization:
-        return float(post.pixel_min), float(post.pixel_max)
-    return float(amap.min()), float(amap.max())
-
-
 def decision(pred: dict, post) -> str:
     """``'NG'``/``'OK'`` of a calibrated prediction, ``'n/a'`` without a threshold."""
     if not post.has_threshold:
@@ -118,7 +110,8 @@ def write_outputs(name: str, out_dir: str, amap: np.ndarray, post,
         ``out_dir`` (``mask`` None when not written).
     """
     heatmap = f'{name}_heatmap.png'
-    write_image(osp.join(out_dir, heatmap), colorize(amap, *colour_scale(amap, post)))
+    write_image(osp.join(out_dir, heatmap),
+                colorize(amap, *colour_scale(post, float(amap.min()), float(amap.max()))))
     if save_map:
         np.save(osp.join(out_dir, f'{name}_map.npy'), amap.astype(np.float32))
     written = dict(heatmap=heatmap, mask=None)
@@ -222,5 +215,5 @@ class ResultsWriter:
         os.replace(path + '.tmp', path)
 
 
-__all__ = ['FIELDS', 'ResultsWriter', 'colour_scale', 'decision', 'error_row', 'fit_name',
+__all__ = ['FIELDS', 'ResultsWriter', 'decision', 'error_row', 'fit_name',
            'output_names', 'score_row', 'write_outputs']

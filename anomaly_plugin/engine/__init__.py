@@ -3,11 +3,13 @@ from .checkpoint import UnsafeCheckpointError, install_safe_loader, safe_load
 from .config_utils import apply_shortcuts, disable_validation, load_tool_config, merge_options
 from .data_check import check_data_files
 from .dist import setup_distributed, teardown_distributed
+from .fitting import FIT_STAGES, fit_normal, fit_stage_of
 from .hooks import *  # noqa: F401,F403
 from .loops import FitLoop, MinItersEpochBasedTrainLoop
 from .optim import CPUBF16OptimWrapper, MultiOptimWrapperConstructor, enable_amp
 
-__all__ = ['check_data_files', 'calibrate', 'collect_predictions', 'compute_calibration',
+__all__ = ['FIT_STAGES', 'fit_normal', 'fit_stage_of', 'check_data_files', 'calibrate',
+           'collect_predictions', 'compute_calibration',
            'UnsafeCheckpointError', 'install_safe_loader', 'safe_load',
            'setup_distributed', 'teardown_distributed', 'apply_shortcuts', 'merge_options',
            'disable_validation', 'load_tool_config', 'FitLoop', 'MinItersEpochBasedTrainLoop',

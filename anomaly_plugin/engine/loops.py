@@ -1,5 +1,5 @@
 """Training loops: an epoch loop with a minimum number of steps, and one no-grad
-pass over the training data for memory-bank models."""
+pass over the training data for fitted models."""
 import logging
 import math
 from typing import List
@@ -10,11 +10,11 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop
 from mmengine.runner.base_loop import BaseLoop
-from mmengine.utils import ProgressBar
 
-from anomaly_plugin.datasets.base import bad_files_of
 from anomaly_plugin.datasets.file_check import report_dataset_bad_files
 from anomaly_plugin.registry import LOOPS
+
+from .fitting import fit_normal, fit_stage_of
 
 
 @LOOPS.register_module()
@@ -93,7 +93,8 @@ def first_occurrence(rank_indices: List[List[int]], rank: int) -> List[bool]:
 
 @LOOPS.register_module()
 class FitLoop(BaseLoop):
-    """Fit a memory-bank detector with one pass over ``dataloader``.
+    """Fit a detector with ``fit_stage='instead'`` (PatchCore, PaDiM) by one
+    pass over ``dataloader`` (:func:`~anomaly_plugin.engine.fit_normal`).
 
     Runs the training hooks as one epoch of one iteration, so the
     ``CalibrationHook`` and the checkpoint hook run after the fit. Training
@@ -123,37 +124,24 @@ class FitLoop(BaseLoop):
     def run(self):
         runner = self.runner
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if not getattr(model, 'requires_fit', False):
-            raise TypeError(f'{type(model).__name__} is trained with gradients; '
-                            'use a gradient-based train loop instead of FitLoop')
+        if fit_stage_of(model) != 'instead':
+            raise TypeError(f'{type(model).__name__} is trained with gradients '
+                            f"(fit_stage={model.fit_stage!r}); use a gradient-based train "
+                            "loop instead of FitLoop")
         runner.call_hook('before_train')
         runner.call_hook('before_train_epoch')
         runner.call_hook('before_train_iter', batch_idx=0, data_batch=None)
         indices = self._sample_indices()
         all_indices = dist.all_gather_object(indices.tolist())
         keep = torch.as_tensor(first_occurrence(all_indices, dist.get_rank()))
-        model.eval()
-        model.fit_reset()
-        bar = ProgressBar(len(self.dataloader)) if dist.is_main_process() else None
-        pos, bad = 0, []
-        with torch.no_grad():
-            for data in self.dataloader:
-                bad += bad_files_of(data.get('data_samples') or ())
-                data = model.data_preprocessor(data, False)
-                model.note_input_size(data['inputs'])
-                n = data['inputs'].shape[0]
-                sel = keep[pos:pos + n]
-                if sel.any():
-                    emb = model.extract(data['inputs'])  # (n, D, h, w)
-                    model.fit_update(emb[sel.to(emb.device)], indices[pos:pos + n][sel])
-                pos += n
-                if bar is not None:
-                    bar.update()
-        report_dataset_bad_files([b for part in dist.all_gather_object(bad) for b in part],
-                                 self.dataloader.dataset, 'decoding the pass over the data',
-                                 'the training data')
-        runner.logger.info('Fitting the model on the extracted features')
-        model.fit_finish()
+
+        def report(bad):
+            report_dataset_bad_files([b for part in dist.all_gather_object(bad) for b in part],
+                                     self.dataloader.dataset, 'decoding the pass over the data',
+                                     'the training data')
+
+        fit_normal(model, self.dataloader, indices, keep, progress=dist.is_main_process(),
+                   note_input_size=True, on_bad_files=report)
         runner.call_hook('after_train_iter', batch_idx=0, data_batch=None, outputs={})
         self._iter += 1
         runner.call_hook('after_train_epoch')

@@ -61,8 +61,8 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
-from .functional import _ap_from_curve, _auroc_from_curve, _Curve, _f1_from_curve
-from .pro import _aupro_from_rates, _label_regions
+from .functional import Curve, ap_from_curve, auroc_from_curve, f1_from_curve
+from .pro import _aupro_from_rates, label_regions
 
 __all__ = ['bin_edges', 'BinnedCounts', 'binned_metrics']
 
@@ -166,7 +166,7 @@ class BinnedCounts:
             self.neg += self._histogram(np.sort(flat))
             return
         self.neg += self._histogram(np.sort(flat[~anomalous]))
-        regions = _label_regions(mask)[anomalous]  # (p,) ids 1..R
+        regions = label_regions(mask)[anomalous]  # (p,) ids 1..R
         areas = np.bincount(regions)  # (R + 1,), areas[0] = 0
         order = np.argsort(flat[anomalous], kind='stable')  # (p,)
         counts = self._histogram(flat[anomalous][order])  # (B,)
@@ -203,7 +203,7 @@ def binned_metrics(counts: BinnedCounts, names: Sequence[str],
         ValueError: no anomalous or no normal pixel.
     """
     tps, fps, pro = _points(counts)
-    curve = _Curve(counts.edges[::-1], tps, fps, None)
+    curve = Curve(counts.edges[::-1], tps, fps, None)
     num_pos, num_neg = int(tps[-1]), int(fps[-1])
     # points with the (0, 0) start prepended; bin b spans lo[b] -> hi[b]
     tp = np.concatenate(([0], tps)).astype(np.float64)  # (B + 1,)
@@ -215,11 +215,11 @@ def binned_metrics(counts: BinnedCounts, names: Sequence[str],
     mixed = (counts.low < counts.high)[::-1]  # (B,) highest bin first
     values, bounds = {}, {}
     if 'AUROC' in names:
-        values['AUROC'] = _auroc_from_curve(curve)  # raises on one class
+        values['AUROC'] = auroc_from_curve(curve)  # raises on one class
         bounds['AUROC'] = float(
             0.5 * np.dot(dfp * mixed, dtp) / (num_pos * num_neg))
     if 'AP' in names:
-        values['AP'] = _ap_from_curve(curve)
+        values['AP'] = ap_from_curve(curve)
         hit = (dtp > 0) & mixed
         p_bin = tp_hi[hit] / (tp_hi[hit] + fp_hi[hit])
         p_min = (tp_lo[hit] + 1) / (tp_lo[hit] + 1 + fp_hi[hit])
@@ -227,7 +227,7 @@ def binned_metrics(counts: BinnedCounts, names: Sequence[str],
         bounds['AP'] = float(np.dot(dtp[hit], np.maximum(
             p_bin - p_min, p_max - p_bin)) / num_pos)
     if 'F1max' in names:
-        values['F1max'] = _f1_from_curve(curve)[0]
+        values['F1max'] = f1_from_curve(curve)[0]
         hit = (dtp > 0) & mixed
         f1_max = np.max(2 * tp_hi[hit] / (tp_hi[hit] + fp_lo[hit] + num_pos),
                         initial=values['F1max'])

@@ -1,12 +1,13 @@
-"""Pixel counts at the images' original sizes, one image at a time.
+"""Pixel metrics at the images' original sizes, one image at a time.
 
-The two passes of ``PixelMetric(resolution='original')`` over the stored
-input-size maps: :func:`original_edges` places the score bins,
+:func:`original_entry` is what ``PixelMetric(resolution='original')``
+stores of a sample; :func:`original_size_metrics` runs its two passes over
+the stored input-size maps: :func:`original_edges` places the score bins,
 :func:`original_size_counts` upsamples each map to its image's size, reads
 its mask at native size and adds both to the per-bin counts of
 :class:`~anomaly_plugin.evaluation.binned.BinnedCounts`.
 """
-from typing import List
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -14,7 +15,58 @@ import torch.nn.functional as F
 
 from anomaly_plugin.datasets.image_io import read_mask
 
-from .binned import BinnedCounts, bin_edges
+from .binned import BinnedCounts, bin_edges, binned_metrics
+
+
+def original_entry(sample: dict, amap: torch.Tensor, mask: torch.Tensor,
+                   mask_threshold: Optional[float], owner: str) -> dict:
+    """What ``PixelMetric(resolution='original')`` stores of one sample.
+
+    Args:
+        sample: the predicted sample as a dict (``img_path``, ``ori_shape``,
+            ``mask_path``, optional ``mask_threshold`` and ``crop_box``).
+        amap: (h, w) input-size anomaly map.
+        mask: (h, w) input-size ground truth (non-zero = anomalous).
+        mask_threshold: the metric's mask threshold; None takes the sample's.
+        owner: how errors name the metric.
+
+    Returns:
+        The entry: the float32 map, the input-size mask packed to bits (only
+        to place the bins), ``img_path``, ``mask_path``, ``ori_shape`` and
+        the mask threshold.
+    """
+    img_path = sample.get('img_path', None)
+    if sample.get('crop_box', None) is not None:
+        raise ValueError(
+            f"{owner}: resolution='original' compares each map with its "
+            f'whole image, but the samples are crops (box '
+            f"{sample.get('box_id', '?')} of {img_path!r}, e.g. of "
+            "BoxCropDataset); use resolution='input'")
+    ori_shape = sample.get('ori_shape', None)
+    if ori_shape is None:
+        raise KeyError(
+            f"{owner}: resolution='original' needs 'ori_shape' in the "
+            f'metainfo of the data samples (image {img_path!r}); add it to '
+            "PackAnomalyInputs' meta_keys")
+    ori_shape = tuple(int(s) for s in ori_shape)[:2]
+    mask_path = sample.get('mask_path', None)
+    mask = (mask != 0).cpu().numpy()  # (h, w) bool
+    if mask_path is None and mask.any():
+        raise ValueError(
+            f"{owner}: resolution='original' reads masks from "
+            f"'mask_path', but image {img_path!r} has anomalous gt_mask "
+            "pixels and no mask_path; use resolution='input' or add "
+            "'mask_path' to PackAnomalyInputs' meta_keys")
+    threshold = mask_threshold
+    if threshold is None:
+        threshold = sample.get('mask_threshold', None)
+    amap = amap.to(torch.float32).cpu().numpy().copy()  # (h, w)
+    # input-size mask, only to place bins on the anomalous scores
+    hint = np.packbits(mask) if mask.shape == amap.shape else None
+    return dict(anomaly_map=amap, mask_hint=hint, img_path=img_path,
+                mask_path=None if mask_path is None else str(mask_path),
+                ori_shape=ori_shape, mask_threshold=threshold)
+
 
 # at most this many stored scores are sorted to place the bin edges
 _EDGE_SAMPLE = 2**22
@@ -90,3 +142,26 @@ def original_size_counts(results: List[dict], num_bins: int, owner: str) -> Binn
                     f'{shape[0]}x{shape[1]}')
         counts.add(amap, mask)
     return counts
+
+
+def original_size_metrics(results: List[dict], metrics: Sequence[str], fpr_limit: float,
+                          num_bins: int, owner: str
+                          ) -> Optional[Tuple[Dict[str, float], Dict[str, float], int]]:
+    """The binned metrics at the images' original sizes (both passes).
+
+    Args:
+        results: the entries of :func:`original_entry`, every rank's.
+        metrics: the metric names to compute.
+        fpr_limit: AUPRO's FPR integration limit.
+        num_bins: about how many score bins.
+        owner: how errors name the metric.
+
+    Returns:
+        ``(values, bounds on their error, number of bins)``, or None when no
+        mask has an anomalous pixel.
+    """
+    counts = original_size_counts(results, num_bins, owner)
+    if counts.pos.sum() == 0:
+        return None
+    out, bounds = binned_metrics(counts, metrics, fpr_limit)
+    return ({m: out[m] for m in metrics}, {m: bounds[m] for m in metrics}, counts.edges.size)

@@ -6,7 +6,7 @@ scores form one step of the curve. ``auroc`` and ``average_precision`` equal
 scikit-learn's ``roc_auc_score`` and ``average_precision_score``.
 
 Every metric is derived from one sorted pass over the scores
-(:func:`_threshold_curve`): the scores are sorted once in descending order,
+(:func:`threshold_curve`): the scores are sorted once in descending order,
 and the cumulative true/false positive counts are read at the last index of
 each group of tied scores. Peak memory is about 20 bytes per input element
 (mostly the int64 sort index), so pixel-level metrics of a whole test set
@@ -24,10 +24,13 @@ import torch
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
 
-__all__ = ['auroc', 'average_precision', 'f1_max', 'f1_max_threshold']
+__all__ = ['auroc', 'average_precision', 'f1_max', 'f1_max_threshold',
+           # the shared curve helpers the metrics build on
+           'Curve', 'threshold_curve', 'auroc_from_curve', 'ap_from_curve', 'f1_from_curve',
+           'check_scores', 'check_binary']
 
 
-class _Curve(NamedTuple):
+class Curve(NamedTuple):
     """Cumulative counts at distinct thresholds, highest first.
 
     Thresholds inside runs that add negatives only are left out except the
@@ -46,7 +49,7 @@ class _Curve(NamedTuple):
 # --------------------------------------------------------------------------
 # input checks
 # --------------------------------------------------------------------------
-def _to_numpy(x: ArrayLike) -> np.ndarray:
+def to_numpy(x: ArrayLike) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach()
         if x.dtype in (torch.float16, torch.bfloat16):
@@ -55,7 +58,7 @@ def _to_numpy(x: ArrayLike) -> np.ndarray:
     return np.asarray(x)
 
 
-def _check_scores(scores: np.ndarray, fn: str, name: str) -> np.ndarray:
+def check_scores(scores: np.ndarray, fn: str, name: str) -> np.ndarray:
     """Return the scores as a float array (float32 kept), rejecting NaN."""
     if scores.dtype == np.float16:
         scores = scores.astype(np.float32)
@@ -69,7 +72,7 @@ def _check_scores(scores: np.ndarray, fn: str, name: str) -> np.ndarray:
     return scores
 
 
-def _check_binary(labels: np.ndarray, fn: str, name: str) -> np.ndarray:
+def check_binary(labels: np.ndarray, fn: str, name: str) -> np.ndarray:
     """Return the labels as a bool array, requiring values in {0, 1}."""
     if labels.dtype == np.bool_:
         return labels
@@ -88,7 +91,7 @@ def _check_binary(labels: np.ndarray, fn: str, name: str) -> np.ndarray:
     return labels.astype(bool)
 
 
-def _check_shapes(a: np.ndarray, b: np.ndarray, fn: str, names: str) -> None:
+def check_shapes(a: np.ndarray, b: np.ndarray, fn: str, names: str) -> None:
     if a.shape != b.shape:
         raise ValueError(
             f'{fn}: {names} must have the same shape, got {a.shape} and '
@@ -100,19 +103,19 @@ def _check_shapes(a: np.ndarray, b: np.ndarray, fn: str, names: str) -> None:
 def _prepare_binary(labels: ArrayLike, scores: ArrayLike,
                     fn: str) -> Tuple[np.ndarray, np.ndarray]:
     """Validate and flatten ``labels`` and ``scores``."""
-    labels, scores = _to_numpy(labels), _to_numpy(scores)
-    _check_shapes(labels, scores, fn, 'labels and scores')
-    labels = _check_binary(labels.reshape(-1), fn, 'labels')
-    scores = _check_scores(scores.reshape(-1), fn, 'scores')
+    labels, scores = to_numpy(labels), to_numpy(scores)
+    check_shapes(labels, scores, fn, 'labels and scores')
+    labels = check_binary(labels.reshape(-1), fn, 'labels')
+    scores = check_scores(scores.reshape(-1), fn, 'scores')
     return labels, scores
 
 
 # --------------------------------------------------------------------------
 # shared sorted pass
 # --------------------------------------------------------------------------
-def _threshold_curve(scores: np.ndarray,
+def threshold_curve(scores: np.ndarray,
                      targets: np.ndarray,
-                     weights: Optional[np.ndarray] = None) -> _Curve:
+                     weights: Optional[np.ndarray] = None) -> Curve:
     """Cumulative positive/negative counts at every distinct score.
 
     Args:
@@ -123,7 +126,7 @@ def _threshold_curve(scores: np.ndarray,
             each positive element, summed cumulatively into ``pos_cum``.
 
     Returns:
-        _Curve over the distinct scores, highest score first.
+        Curve over the distinct scores, highest score first.
     """
     n = scores.size
     order = np.argsort(scores)  # (n,) ascending
@@ -168,10 +171,10 @@ def _threshold_curve(scores: np.ndarray,
     if weights is not None:
         pos_cum = np.zeros(pos_ids.size + 1, dtype=np.float64)
         np.cumsum(weights[pos_ids], out=pos_cum[1:])
-    return _Curve(thresholds, tps, fps, pos_cum)
+    return Curve(thresholds, tps, fps, pos_cum)
 
 
-def _class_counts(curve: _Curve, fn: str) -> Tuple[int, int]:
+def _class_counts(curve: Curve, fn: str) -> Tuple[int, int]:
     num_pos, num_neg = int(curve.tps[-1]), int(curve.fps[-1])
     if num_pos == 0 or num_neg == 0:
         raise ValueError(
@@ -180,7 +183,7 @@ def _class_counts(curve: _Curve, fn: str) -> Tuple[int, int]:
     return num_pos, num_neg
 
 
-def _positive_groups(curve: _Curve) -> Tuple[np.ndarray, np.ndarray]:
+def _positive_groups(curve: Curve) -> Tuple[np.ndarray, np.ndarray]:
     """Indices of the thresholds that add positives, and how many they add.
 
     AUROC, AP and F1-max only change at these thresholds; for pixel maps
@@ -191,7 +194,7 @@ def _positive_groups(curve: _Curve) -> Tuple[np.ndarray, np.ndarray]:
     return hit, dtp[hit].astype(np.int64)
 
 
-def _auroc_from_curve(curve: _Curve) -> float:
+def auroc_from_curve(curve: Curve) -> float:
     num_pos, num_neg = _class_counts(curve, 'AUROC')
     hit, dtp = _positive_groups(curve)
     fps = curve.fps[hit].astype(np.int64)  # (H,)
@@ -202,7 +205,7 @@ def _auroc_from_curve(curve: _Curve) -> float:
     return twice_pairs / (2 * num_pos * num_neg)
 
 
-def _ap_from_curve(curve: _Curve) -> float:
+def ap_from_curve(curve: Curve) -> float:
     num_pos, _ = _class_counts(curve, 'average precision')
     hit, dtp = _positive_groups(curve)
     tps = curve.tps[hit].astype(np.float64)  # (H,)
@@ -210,7 +213,7 @@ def _ap_from_curve(curve: _Curve) -> float:
     return float(np.dot(dtp, precision) / num_pos)
 
 
-def _f1_from_curve(curve: _Curve) -> Tuple[float, float]:
+def f1_from_curve(curve: Curve) -> Tuple[float, float]:
     num_pos, _ = _class_counts(curve, 'F1-max')
     # F1 drops at thresholds that add negatives only
     hit, _ = _positive_groups(curve)
@@ -238,7 +241,7 @@ def auroc(labels: ArrayLike, scores: ArrayLike) -> float:
             empty, labels are not binary or scores contain NaN.
     """
     labels, scores = _prepare_binary(labels, scores, 'auroc')
-    return _auroc_from_curve(_threshold_curve(scores, labels))
+    return auroc_from_curve(threshold_curve(scores, labels))
 
 
 def average_precision(labels: ArrayLike, scores: ArrayLike) -> float:
@@ -255,7 +258,7 @@ def average_precision(labels: ArrayLike, scores: ArrayLike) -> float:
         ValueError: as :func:`auroc`.
     """
     labels, scores = _prepare_binary(labels, scores, 'average_precision')
-    return _ap_from_curve(_threshold_curve(scores, labels))
+    return ap_from_curve(threshold_curve(scores, labels))
 
 
 def f1_max_threshold(labels: ArrayLike,
@@ -275,7 +278,7 @@ def f1_max_threshold(labels: ArrayLike,
         ValueError: as :func:`auroc`.
     """
     labels, scores = _prepare_binary(labels, scores, 'f1_max_threshold')
-    return _f1_from_curve(_threshold_curve(scores, labels))
+    return f1_from_curve(threshold_curve(scores, labels))
 
 
 def f1_max(labels: ArrayLike, scores: ArrayLike) -> float:
@@ -292,7 +295,7 @@ def f1_max(labels: ArrayLike, scores: ArrayLike) -> float:
         ValueError: as :func:`auroc`.
     """
     labels, scores = _prepare_binary(labels, scores, 'f1_max')
-    return _f1_from_curve(_threshold_curve(scores, labels))[0]
+    return f1_from_curve(threshold_curve(scores, labels))[0]
 
 
 from .pro import aupro, pro_curve  # noqa: E402  (re-export; pro builds on this module)

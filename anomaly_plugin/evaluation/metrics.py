@@ -11,18 +11,17 @@ from mmengine.logging import print_log
 from anomaly_plugin.datasets.file_check import report_metric_bad_files
 from anomaly_plugin.registry import METRICS
 
-from .binned import binned_metrics
-from .full_resolution import original_size_counts
+from .full_resolution import original_entry, original_size_metrics
 from .functional import (
-    _ap_from_curve,
-    _auroc_from_curve,
-    _check_binary,
-    _check_scores,
-    _Curve,
-    _f1_from_curve,
-    _threshold_curve,
+    Curve,
+    ap_from_curve,
+    auroc_from_curve,
+    check_binary,
+    check_scores,
+    f1_from_curve,
+    threshold_curve,
 )
-from .pro import _aupro_from_curve, _label_regions, _pro_curve_counts
+from .pro import aupro_from_curve, label_regions, pro_curve_counts
 
 IMAGE_METRICS = ('AUROC', 'AP', 'F1max')
 PIXEL_METRICS = ('AUROC', 'AP', 'F1max', 'AUPRO')
@@ -63,15 +62,15 @@ def _map_2d(value: torch.Tensor, key: str, owner: str) -> torch.Tensor:
     return value
 
 
-def _binary_metrics(curve: _Curve, names: Sequence[str]) -> Dict[str, float]:
+def _binary_metrics(curve: Curve, names: Sequence[str]) -> Dict[str, float]:
     """AUROC / AP / F1max (those in ``names``) from one sorted pass."""
     out = {}
     if 'AUROC' in names:
-        out['AUROC'] = _auroc_from_curve(curve)
+        out['AUROC'] = auroc_from_curve(curve)
     if 'AP' in names:
-        out['AP'] = _ap_from_curve(curve)
+        out['AP'] = ap_from_curve(curve)
     if 'F1max' in names:
-        out['F1max'] = _f1_from_curve(curve)[0]
+        out['F1max'] = f1_from_curve(curve)[0]
     return out
 
 
@@ -132,15 +131,15 @@ class ImageMetric(BaseMetric):
             raise ValueError(f'{owner}: no samples to evaluate')
         scores = np.array([r['score'] for r in results], dtype=np.float32)
         labels = np.array([r['label'] for r in results], dtype=np.int8)
-        labels = _check_binary(labels, owner, 'gt_label')
-        scores = _check_scores(scores, owner, 'pred_score')
+        labels = check_binary(labels, owner, 'gt_label')
+        scores = check_scores(scores, owner, 'pred_score')
         num_pos = int(labels.sum())
         if num_pos in (0, labels.size):
             raise ValueError(
                 f'{owner}: image metrics are undefined when the test set holds '
                 f'one class only (got {num_pos} anomalous and '
                 f'{labels.size - num_pos} normal images); it needs both')
-        return _binary_metrics(_threshold_curve(scores, labels), self.metrics)
+        return _binary_metrics(threshold_curve(scores, labels), self.metrics)
 
 
 @METRICS.register_module()
@@ -274,7 +273,7 @@ class PixelMetric(BaseMetric):
             amap = _map_2d(_field(sample, 'anomaly_map', owner), 'anomaly_map',
                            owner)
             if self.resolution == 'original':
-                self.results.append(self._original_entry(sample, amap, mask))
+                self.results.append(original_entry(sample, amap, mask, self.mask_threshold, owner))
                 continue
             if self.eval_size is not None:
                 amap, mask = self._resize(amap, mask)
@@ -285,42 +284,6 @@ class PixelMetric(BaseMetric):
             self.results.append(
                 dict(anomaly_map=amap.to(torch.float32).cpu().numpy().copy(),
                      gt_mask=(mask != 0).cpu().numpy()))
-
-    def _original_entry(self, sample: dict, amap: torch.Tensor,
-                        mask: torch.Tensor) -> dict:
-        """The stored entry of one sample for ``resolution='original'``."""
-        owner = type(self).__name__
-        img_path = sample.get('img_path', None)
-        if sample.get('crop_box', None) is not None:
-            raise ValueError(
-                f"{owner}: resolution='original' compares each map with its "
-                f'whole image, but the samples are crops (box '
-                f"{sample.get('box_id', '?')} of {img_path!r}, e.g. of "
-                "BoxCropDataset); use resolution='input'")
-        ori_shape = sample.get('ori_shape', None)
-        if ori_shape is None:
-            raise KeyError(
-                f"{owner}: resolution='original' needs 'ori_shape' in the "
-                f'metainfo of the data samples (image {img_path!r}); add it to '
-                "PackAnomalyInputs' meta_keys")
-        ori_shape = tuple(int(s) for s in ori_shape)[:2]
-        mask_path = sample.get('mask_path', None)
-        mask = (mask != 0).cpu().numpy()  # (h, w) bool
-        if mask_path is None and mask.any():
-            raise ValueError(
-                f"{owner}: resolution='original' reads masks from "
-                f"'mask_path', but image {img_path!r} has anomalous gt_mask "
-                "pixels and no mask_path; use resolution='input' or add "
-                "'mask_path' to PackAnomalyInputs' meta_keys")
-        threshold = self.mask_threshold
-        if threshold is None:
-            threshold = sample.get('mask_threshold', None)
-        amap = amap.to(torch.float32).cpu().numpy().copy()  # (h, w)
-        # input-size mask, only to place bins on the anomalous scores
-        hint = np.packbits(mask) if mask.shape == amap.shape else None
-        return dict(anomaly_map=amap, mask_hint=hint, img_path=img_path,
-                    mask_path=None if mask_path is None else str(mask_path),
-                    ori_shape=ori_shape, mask_threshold=threshold)
 
     def _warn_no_anomaly(self, detail: str) -> Dict[str, float]:
         print_log(f'{type(self).__name__}: pixel metrics are undefined '
@@ -349,42 +312,36 @@ class PixelMetric(BaseMetric):
                       'skipped', logger='current', level=logging.WARNING)
             return {}
         if self.resolution == 'original':
-            return self._compute_original(results)
+            num_masks = sum(r['mask_path'] is not None for r in results)
+            if num_masks == 0:
+                return self._warn_no_anomaly(f'{len(results)} samples, none with a mask_path')
+            computed = original_size_metrics(results, self.metrics, self.fpr_limit,
+                                             self.num_bins, owner)
+            if computed is None:
+                return self._warn_no_anomaly(f'{num_masks} mask files read')
+            out, self.last_bounds, num_bins = computed
+            print_log(
+                f'{owner}: full-resolution metrics of {len(results)} images in '
+                f'{num_bins} score bins; bounds on the error against the '
+                'exact values: ' + ', '.join(
+                    f'{m} {b:.2e}' for m, b in self.last_bounds.items()),
+                logger='current', level=logging.INFO)
+            return out
         masks = [r['gt_mask'] for r in results]
         if not any(m.any() for m in masks):
             return self._warn_no_anomaly(f'{len(masks)} masks')
         scores = np.concatenate([r['anomaly_map'].reshape(-1)
                                  for r in results])  # (n,) float32
-        scores = _check_scores(scores, owner, 'anomaly_map')
+        scores = check_scores(scores, owner, 'anomaly_map')
         if 'AUPRO' in self.metrics:
             # one sorted pass serves all metrics: region ids (0 = normal
             # pixel) are the binary labels, weighted for PRO
-            curve, num_normal = _pro_curve_counts(_label_regions(masks), scores)
+            curve, num_normal = pro_curve_counts(label_regions(masks), scores)
             out = _binary_metrics(curve, self.metrics)
-            out['AUPRO'] = _aupro_from_curve(curve, num_normal, self.fpr_limit)
+            out['AUPRO'] = aupro_from_curve(curve, num_normal, self.fpr_limit)
         else:
             labels = np.concatenate([m.reshape(-1) for m in masks])  # (n,)
-            out = _binary_metrics(_threshold_curve(scores, labels),
+            out = _binary_metrics(threshold_curve(scores, labels),
                                   self.metrics)
         self.last_bounds = {m: 0.0 for m in self.metrics}
-        return {m: out[m] for m in self.metrics}
-
-    def _compute_original(self, results: List[dict]) -> Dict[str, float]:
-        """Binned metrics at the images' original sizes (two passes)."""
-        owner = type(self).__name__
-        num_masks = sum(r['mask_path'] is not None for r in results)
-        if num_masks == 0:
-            return self._warn_no_anomaly(
-                f'{len(results)} samples, none with a mask_path')
-        counts = original_size_counts(results, self.num_bins, owner)
-        if counts.pos.sum() == 0:
-            return self._warn_no_anomaly(f'{num_masks} mask files read')
-        out, bounds = binned_metrics(counts, self.metrics, self.fpr_limit)
-        self.last_bounds = {m: bounds[m] for m in self.metrics}
-        print_log(
-            f'{owner}: full-resolution metrics of {len(results)} images in '
-            f'{counts.edges.size} score bins; bounds on the error against the '
-            'exact values: ' + ', '.join(
-                f'{m} {b:.2e}' for m, b in self.last_bounds.items()),
-            logger='current', level=logging.INFO)
         return {m: out[m] for m in self.metrics}

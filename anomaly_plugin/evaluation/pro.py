@@ -12,15 +12,15 @@ from scipy import ndimage
 
 from .functional import (
     ArrayLike,
-    _check_binary,
-    _check_scores,
-    _check_shapes,
-    _Curve,
-    _threshold_curve,
-    _to_numpy,
+    Curve,
+    check_binary,
+    check_scores,
+    check_shapes,
+    threshold_curve,
+    to_numpy,
 )
 
-__all__ = ['pro_curve', 'aupro']
+__all__ = ['pro_curve', 'aupro', 'label_regions', 'pro_curve_counts', 'aupro_from_curve']
 
 
 # --------------------------------------------------------------------------
@@ -32,7 +32,7 @@ _STRUCTURE_3D = np.zeros((3, 3, 3), dtype=bool)
 _STRUCTURE_3D[1] = True
 
 
-def _label_regions(masks: Union[np.ndarray, Sequence[np.ndarray]]) -> np.ndarray:
+def label_regions(masks: Union[np.ndarray, Sequence[np.ndarray]]) -> np.ndarray:
     """Give every 8-connected anomalous region of every image its own id.
 
     Args:
@@ -57,8 +57,8 @@ def _label_regions(masks: Union[np.ndarray, Sequence[np.ndarray]]) -> np.ndarray
     return out
 
 
-def _pro_curve_counts(regions: np.ndarray,
-                      scores: np.ndarray) -> Tuple[_Curve, int]:
+def pro_curve_counts(regions: np.ndarray,
+                      scores: np.ndarray) -> Tuple[Curve, int]:
     """Sorted pass with each region pixel weighted by 1 / (R * area)."""
     areas = np.bincount(regions)  # (R + 1,), areas[0] = normal pixels
     num_regions, num_normal = areas.size - 1, int(areas[0])
@@ -70,7 +70,7 @@ def _pro_curve_counts(regions: np.ndarray,
                          '(all mask pixels are anomalous)')
     weights = np.zeros(areas.size, dtype=np.float64)
     weights[1:] = 1.0 / (num_regions * areas[1:].astype(np.float64))
-    return _threshold_curve(scores, regions, weights), num_normal
+    return threshold_curve(scores, regions, weights), num_normal
 
 
 def _partial_area(x: np.ndarray, y: np.ndarray, limit: float) -> float:
@@ -89,9 +89,9 @@ def _partial_area(x: np.ndarray, y: np.ndarray, limit: float) -> float:
     return float(np.sum((y0 + y1_clip) * (x1_clip - x0)) / 2)
 
 
-def _aupro_from_curve(curve: _Curve, num_normal: int,
+def aupro_from_curve(curve: Curve, num_normal: int,
                       fpr_limit: float) -> float:
-    """AUPRO from the weighted curve of :func:`_pro_curve_counts`."""
+    """AUPRO from the weighted curve of :func:`pro_curve_counts`."""
     # only the points up to the first one past the limit are needed
     stop = int(np.searchsorted(curve.fps, fpr_limit * num_normal,
                                side='right')) + 2
@@ -127,24 +127,24 @@ def _prepare_maps(masks: ArrayLike, anomaly_maps: ArrayLike,
                              f'{len(anomaly_maps)} anomaly maps')
         mask_list, score_list = [], []
         for i, (mask, amap) in enumerate(zip(masks, anomaly_maps)):
-            mask, amap = _to_numpy(mask), _to_numpy(amap)
-            _check_shapes(mask, amap, fn, f'mask and anomaly map {i}')
+            mask, amap = to_numpy(mask), to_numpy(amap)
+            check_shapes(mask, amap, fn, f'mask and anomaly map {i}')
             if mask.ndim != 2:
                 raise ValueError(f'{fn}: mask {i} must be (H, W), got '
                                  f'{mask.shape}')
-            mask_list.append(_check_binary(mask, fn, 'masks'))
+            mask_list.append(check_binary(mask, fn, 'masks'))
             score_list.append(amap.reshape(-1))
         if not mask_list:
             raise ValueError(f'{fn}: empty input')
         scores = np.concatenate(score_list)
-        return mask_list, _check_scores(scores, fn, 'anomaly maps')
-    masks, anomaly_maps = _to_numpy(masks), _to_numpy(anomaly_maps)
-    _check_shapes(masks, anomaly_maps, fn, 'masks and anomaly maps')
+        return mask_list, check_scores(scores, fn, 'anomaly maps')
+    masks, anomaly_maps = to_numpy(masks), to_numpy(anomaly_maps)
+    check_shapes(masks, anomaly_maps, fn, 'masks and anomaly maps')
     if masks.ndim not in (2, 3):
         raise ValueError(
             f'{fn}: masks must be (N, H, W) or (H, W), got {masks.shape}')
-    masks = _check_binary(masks, fn, 'masks')
-    scores = _check_scores(anomaly_maps.reshape(-1), fn, 'anomaly maps')
+    masks = check_binary(masks, fn, 'masks')
+    scores = check_scores(anomaly_maps.reshape(-1), fn, 'anomaly maps')
     return masks, scores
 
 
@@ -173,7 +173,7 @@ def pro_curve(masks: ArrayLike, anomaly_maps: ArrayLike
             masks are not binary or maps contain NaN.
     """
     masks, scores = _prepare_maps(masks, anomaly_maps, 'pro_curve')
-    curve, num_normal = _pro_curve_counts(_label_regions(masks), scores)
+    curve, num_normal = pro_curve_counts(label_regions(masks), scores)
     fpr = np.concatenate(([0.0], curve.fps / num_normal))
     pro = np.concatenate(([0.0], curve.pos_cum[curve.tps]))
     thresholds = np.concatenate(([np.inf], curve.thresholds))
@@ -203,5 +203,5 @@ def aupro(masks: ArrayLike, anomaly_maps: ArrayLike,
     if not 0 < fpr_limit <= 1:
         raise ValueError(f'aupro: fpr_limit must be in (0, 1], got {fpr_limit}')
     masks, scores = _prepare_maps(masks, anomaly_maps, 'aupro')
-    curve, num_normal = _pro_curve_counts(_label_regions(masks), scores)
-    return _aupro_from_curve(curve, num_normal, fpr_limit)
+    curve, num_normal = pro_curve_counts(label_regions(masks), scores)
+    return aupro_from_curve(curve, num_normal, fpr_limit)

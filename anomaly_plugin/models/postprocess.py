@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .utils import gaussian_blur
+from .ops import gaussian_blur
 
 _BUFFERS = ('image_threshold', 'pixel_threshold', 'image_min', 'image_max',
             'pixel_min', 'pixel_max')
@@ -25,17 +25,18 @@ class AnomalyPostProcessor(nn.Module):
 
     Args:
         sigma: Gaussian blur of the upsampled map in pixels (0 = off).
-        score: image score from the smoothed map: ``'max'``, ``'mean'`` or
-            ``'topk'`` (mean of the ``topk`` highest pixels).
-        topk: pixel count for ``score='topk'``.
+        reduction: how the image score comes from the smoothed map:
+            ``'max'``, ``'mean'`` or ``'topk'`` (mean of the ``topk``
+            highest pixels).
+        topk: pixel count for ``reduction='topk'``.
     """
 
-    def __init__(self, sigma: float = 4.0, score: str = 'max', topk: int = 100):
+    def __init__(self, sigma: float = 4.0, reduction: str = 'max', topk: int = 100):
         super().__init__()
-        if score not in ('max', 'mean', 'topk'):
-            raise ValueError(f"score must be 'max', 'mean' or 'topk', got {score!r}")
+        if reduction not in ('max', 'mean', 'topk'):
+            raise ValueError(f"reduction must be 'max', 'mean' or 'topk', got {reduction!r}")
         self.sigma = float(sigma)
-        self.score = score
+        self.reduction = reduction
         self.topk = int(topk)
         for name in _BUFFERS:
             self.register_buffer(name, torch.tensor(float('nan')))
@@ -57,9 +58,9 @@ class AnomalyPostProcessor(nn.Module):
                                  align_corners=False)
         amap = gaussian_blur(amap, self.sigma)[:, 0]  # (B, H, W)
         flat = amap.flatten(1)  # (B, H*W)
-        if self.score == 'max':
+        if self.reduction == 'max':
             scores = flat.amax(1)
-        elif self.score == 'mean':
+        elif self.reduction == 'mean':
             scores = flat.mean(1)
         else:
             scores = flat.topk(min(self.topk, flat.shape[1]), dim=1).values.mean(1)

@@ -1,4 +1,5 @@
-from .panel import colorize, render_panel, resize_map
+from .panel import colorize, colour_scale, render_panel, resize_map
 from .visualizer import AnomalyVisualizer, write_image
 
-__all__ = ['colorize', 'render_panel', 'resize_map', 'AnomalyVisualizer', 'write_image']
+__all__ = ['colorize', 'colour_scale', 'render_panel', 'resize_map', 'AnomalyVisualizer',
+           'write_image']

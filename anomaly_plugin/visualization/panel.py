@@ -1,5 +1,5 @@
 """Image | heat-map overlay | predicted mask | ground-truth mask panels."""
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -66,3 +66,20 @@ def render_panel(image: np.ndarray, amap: np.ndarray, vmin: float, vmax: float,
     cv2.putText(header, title, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                 (255, 255, 255), 1, cv2.LINE_AA)
     return np.concatenate([header, row], axis=0)
+
+
+def colour_scale(post, lo: Optional[float] = None,
+                 hi: Optional[float] = None) -> Tuple[Optional[float], Optional[float]]:
+    """The colour scale ``(vmin, vmax)`` of heat-maps, one rule for every tool.
+
+    Args:
+        post: the model's ``AnomalyPostProcessor``.
+        lo, hi: the maps' own range, used without a calibration (None: each
+            map's own minimum / maximum, as the visualizer does).
+
+    Returns:
+        The checkpoint's calibrated pixel range when it has one, else ``(lo, hi)``.
+    """
+    if post.has_normalization:
+        return float(post.pixel_min), float(post.pixel_max)
+    return lo, hi

@@ -11,6 +11,7 @@ from anomaly_plugin.engine.hooks import (
                             AnomalyVisualizationHook,
                             BadFileHook,
                             CalibrationHook,
+                            NormalFitHook,
                             PlainCheckpointHook,
                             TrainingCheckHook,
 )
@@ -43,6 +44,8 @@ visualize = False
 custom_hooks = [
     dict(type=BadFileHook),
     dict(type=PlainCheckpointHook),
+    # models that fit statistics of normal images after training (fit_stage='after')
+    dict(type=NormalFitHook),
     calibration,
     dict(type=TrainingCheckHook),
     dict(type=AnomalyVisualizationHook, enable=visualize),

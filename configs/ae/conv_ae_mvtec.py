@@ -8,4 +8,3 @@ with read_base():
 
 # Convolutional autoencoder, L2 loss (model in _base_/models/conv_ae.py).
 train_cfg.update(max_epochs=20, val_interval=20)
-work_dir = 'work_dirs/conv_ae_mvtec'

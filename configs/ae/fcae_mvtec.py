@@ -5,12 +5,13 @@ with read_base():
     from .._base_.default_runtime import *
     from .._base_.schedules.adam_epochs import *
 
-from anomaly_plugin.models.backbones.ms_conv_encoder import MultiScaleConvEncoder
-from anomaly_plugin.models.data_preprocessors import AnomalyDataPreprocessor
-from anomaly_plugin.models.detectors.fcae import FeatureClusteringAE
-from anomaly_plugin.models.heads.fusion_decoder import MultiScaleFusionDecoder
-from anomaly_plugin.models.losses import L2Loss
-from anomaly_plugin.models.necks.feature_clustering import FeatureClustering
+from anomaly_plugin.models import (
+    FeatureClustering,
+    FeatureClusteringAE,
+    L2Loss,
+    MultiScaleConvEncoder,
+    MultiScaleFusionDecoder,
+)
 
 # Multi-scale feature-clustering autoencoder (after Yang et al., IEEE T-ASE
 # 2019): the encoder outputs at strides 4, 8 and 16 are narrowed to 4, 8 and
@@ -20,13 +21,10 @@ from anomaly_plugin.models.necks.feature_clustering import FeatureClustering
 # encoder and the neck.
 model = dict(
     type=FeatureClusteringAE,
-    data_preprocessor=dict(type=AnomalyDataPreprocessor),
     encoder=dict(type=MultiScaleConvEncoder, channels=(32, 64, 128, 128)),
     neck=dict(type=FeatureClustering, in_indices=(1, 2, 3), latent_channels=(4, 8, 16),
               num_clusters=8, mode='min', loss_weight=0.1),
     decoder=dict(type=MultiScaleFusionDecoder, channels=(128, 64, 32, 16)),
-    loss=dict(type=L2Loss),
-    postprocess=dict(sigma=4.0, score='max'))
+    loss=dict(type=L2Loss))
 
 train_cfg.update(max_epochs=25, val_interval=25)
-work_dir = 'work_dirs/fcae_mvtec'

@@ -5,12 +5,13 @@ with read_base():
     from .._base_.default_runtime import *
     from .._base_.schedules.adam_epochs import *
 
-from anomaly_plugin.models.backbones.conv_encoder import ConvEncoder
-from anomaly_plugin.models.data_preprocessors import AnomalyDataPreprocessor
-from anomaly_plugin.models.detectors.memae import MemAE
-from anomaly_plugin.models.heads.conv_decoder import ConvDecoder
-from anomaly_plugin.models.losses import L2Loss
-from anomaly_plugin.models.necks.memae import MemoryModule
+from anomaly_plugin.models import (
+    ConvDecoder,
+    ConvEncoder,
+    L2Loss,
+    MemAE,
+    MemoryModule,
+)
 
 # MemAE (Gong et al., ICCV 2019): every latent vector of the 8x8 code (at
 # 128 x 128) is replaced by a sparse mix of memory slots; L2 reconstruction
@@ -21,12 +22,9 @@ from anomaly_plugin.models.necks.memae import MemoryModule
 # nothing would train. The neck's in_channels follows the encoder.
 model = dict(
     type=MemAE,
-    data_preprocessor=dict(type=AnomalyDataPreprocessor),
     encoder=dict(type=ConvEncoder, channels=(32, 64, 128, 128), latent_channels=32),
     neck=dict(type=MemoryModule, num_slots=500, shrink_thres=0.0025, loss_weight=0.0002),
     decoder=dict(type=ConvDecoder, latent_channels=32, channels=(128, 128, 64, 32)),
-    loss=dict(type=L2Loss),
-    postprocess=dict(sigma=4.0, score='max'))
+    loss=dict(type=L2Loss))
 
 train_cfg.update(max_epochs=25, val_interval=25)
-work_dir = 'work_dirs/memae_mvtec'

@@ -6,7 +6,9 @@ with read_base():
     from .._base_.schedules.adam_epochs import *
 
 from anomaly_plugin.models import (
-    AnomalyDataPreprocessor,
+    AutoEncoderNet,
+    ConvDecoder,
+    ConvEncoder,
     L2Loss,
     MultiScalePyramidAE,
     PixelNoise,
@@ -20,18 +22,18 @@ from anomaly_plugin.models import (
 # binary maps; see the class docstring).
 model = dict(
     type=MultiScalePyramidAE,
-    data_preprocessor=dict(type=AnomalyDataPreprocessor),
     num_levels=3,
     gray=False,
-    channels=(32, 64),
-    latent_channels=16,
+    # one autoencoder per level (separate weights): 2 stride-2 stages, 16 code channels
+    autoencoder=dict(
+        type=AutoEncoderNet,
+        encoder=dict(type=ConvEncoder, in_channels=3, channels=(32, 64), latent_channels=16),
+        decoder=dict(type=ConvDecoder, latent_channels=16, channels=(64, 32), out_channels=3)),
     patch_size=32,
     patches_per_image=8,
     corruption=dict(type=PixelNoise, mode='salt_pepper', amount=0.05),
     loss=dict(type=L2Loss),
     fusion='mean',
-    standardize_levels=True,
-    postprocess=dict(sigma=4.0, score='max'))
+    standardize_levels=True)
 
 train_cfg.update(max_epochs=30, val_interval=30)
-work_dir = 'work_dirs/mscdae_mvtec'

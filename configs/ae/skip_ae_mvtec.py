@@ -5,7 +5,12 @@ with read_base():
     from .._base_.default_runtime import *
     from .._base_.schedules.adam_epochs import *
 
-from anomaly_plugin.models import AnomalyDataPreprocessor, L2Loss, SkipAutoEncoder, StainNoise
+from anomaly_plugin.models import (
+    L2Loss,
+    SkipAutoEncoder,
+    StainNoise,
+    UNet,
+)
 
 # Skip-connected autoencoder trained on stained images (Collin and De Vleeschouwer,
 # ICPR 2020). The paper's loss is the mean squared error (L2) between the reconstruction
@@ -14,14 +19,14 @@ from anomaly_plugin.models import AnomalyDataPreprocessor, L2Loss, SkipAutoEncod
 # noise model; 1-3 stains per image here (the reference draws one).
 model = dict(
     type=SkipAutoEncoder,
-    data_preprocessor=dict(type=AnomalyDataPreprocessor),
-    channels=(16, 32, 64, 128, 128),
-    kernel_size=3,
-    skip='concat',
+    # five stride-2 levels (3x3 convs, LeakyReLU); up: bilinear, skips concatenated
+    # (merge='add' for the authors' additive ones) and a conv block; at the input
+    # resolution a conv block and a 3x3 conv to the image, a sigmoid
+    autoencoder=dict(type=UNet, channels=(16, 32, 64, 128, 128), down='stride',
+                     level_convs=1, act='leaky_relu', up='bilinear', merge='concat',
+                     merge_convs=1, skip_first=False, head_convs=1, out_kernel=3),
     corruption=dict(type=StainNoise, num_stains=(1, 3), size_range=(0.01, 0.12),
                     color_mode='gray', color_range=(10 / 255, 220 / 255)),
-    loss=dict(type=L2Loss),
-    postprocess=dict(sigma=4.0, score='max'))
+    loss=dict(type=L2Loss))
 
 train_cfg.update(max_epochs=30, val_interval=30)
-work_dir = 'work_dirs/skip_ae_mvtec'

@@ -8,7 +8,6 @@ with read_base():
 from anomaly_plugin.engine import MinItersEpochBasedTrainLoop
 from anomaly_plugin.models import (
     AnoGAN,
-    AnomalyDataPreprocessor,
     DCGANDiscriminator,
     DCGANGenerator,
     GANLoss,
@@ -22,7 +21,6 @@ latent_dim = 100
 width = 32
 model = dict(
     type=AnoGAN,
-    data_preprocessor=dict(type=AnomalyDataPreprocessor),
     generator=dict(type=DCGANGenerator, image_size=img_size, latent_dim=latent_dim,
                    base_channels=width),
     discriminator=dict(type=DCGANDiscriminator, image_size=img_size, base_channels=width),
@@ -31,10 +29,9 @@ model = dict(
     search_lr=0.05,
     lambda_=0.1,
     seed=0,
-    postprocess=dict(sigma=2.0, score='max'))
+    postprocess=dict(sigma=2.0))
 
 # 15 epochs, and at least the 435 steps they are on a 461-image category (29 batches of
 # 16): a smaller category trains more epochs instead of fewer steps.
 train_cfg = dict(type=MinItersEpochBasedTrainLoop, max_epochs=15, min_iters=435,
                  val_interval=15)
-work_dir = 'work_dirs/anogan_mvtec'

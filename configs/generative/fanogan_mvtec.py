@@ -10,7 +10,6 @@ from torch.optim import Adam
 
 from anomaly_plugin.engine import MinItersEpochBasedTrainLoop
 from anomaly_plugin.models import (
-    AnomalyDataPreprocessor,
     DCGANDiscriminator,
     DCGANEncoder,
     DCGANGenerator,
@@ -26,7 +25,6 @@ latent_dim = 100
 width = 32
 model = dict(
     type=FAnoGAN,
-    data_preprocessor=dict(type=AnomalyDataPreprocessor),
     generator=dict(type=DCGANGenerator, image_size=img_size, latent_dim=latent_dim,
                    base_channels=width),
     discriminator=dict(type=DCGANDiscriminator, image_size=img_size, base_channels=width,
@@ -37,7 +35,7 @@ model = dict(
     n_critic=5,
     gp_weight=10.0,
     kappa=1.0,
-    postprocess=dict(sigma=2.0, score='max'))
+    postprocess=dict(sigma=2.0))
 
 # WGAN-GP's Adam settings (lr 1e-4, betas (0, 0.9)); the encoder's own optimizer
 optim_wrapper.update(
@@ -50,4 +48,3 @@ optim_wrapper.update(
 # 16): a smaller category trains more epochs instead of fewer steps.
 train_cfg = dict(type=MinItersEpochBasedTrainLoop, max_epochs=30, min_iters=870,
                  val_interval=30)
-work_dir = 'work_dirs/fanogan_mvtec'

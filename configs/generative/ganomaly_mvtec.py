@@ -7,7 +7,6 @@ with read_base():
 
 from anomaly_plugin.engine import MinItersEpochBasedTrainLoop
 from anomaly_plugin.models import (
-    AnomalyDataPreprocessor,
     DCGANDiscriminator,
     DCGANEncoder,
     DCGANGenerator,
@@ -25,7 +24,6 @@ latent_dim = 100
 width = 32
 model = dict(
     type=GANomaly,
-    data_preprocessor=dict(type=AnomalyDataPreprocessor),
     generator=dict(
         type=EncoderDecoderEncoder,
         encoder=dict(type=DCGANEncoder, image_size=img_size, out_dim=latent_dim,
@@ -38,10 +36,9 @@ model = dict(
     gan_loss=dict(type=GANLoss, mode='vanilla'),
     feature_loss=dict(type=FeatureMatchingLoss, norm='l2'),
     weights=dict(adv=1.0, con=50.0, enc=1.0),
-    postprocess=dict(sigma=2.0, score='max'))
+    postprocess=dict(sigma=2.0))
 
 # 15 epochs, and at least the 435 steps they are on a 461-image category (29 batches of
 # 16): a smaller category trains more epochs instead of fewer steps.
 train_cfg = dict(type=MinItersEpochBasedTrainLoop, max_epochs=15, min_iters=435,
                  val_interval=15)
-work_dir = 'work_dirs/ganomaly_mvtec'

@@ -6,7 +6,7 @@ with read_base():
     from .._base_.schedules.adam_epochs import *
 
 from anomaly_plugin.engine import MinItersEpochBasedTrainLoop
-from anomaly_plugin.models import VAE, AnomalyDataPreprocessor, VAEDecoder, VAEEncoder
+from anomaly_plugin.models import VAE, VAEDecoder, VAEEncoder
 
 # Variational autoencoder at 64x64: four stride-2 stages to a 4x4 map, a 128-d
 # vector latent, a Gaussian decoder with a per-pixel variance. Loss: the negative
@@ -18,7 +18,6 @@ from anomaly_plugin.models import VAE, AnomalyDataPreprocessor, VAEDecoder, VAEE
 latent_dim = 128
 model = dict(
     type=VAE,
-    data_preprocessor=dict(type=AnomalyDataPreprocessor),
     encoder=dict(type=VAEEncoder, image_size=img_size, channels=(32, 64, 128, 256),
                  latent_dim=latent_dim, latent='vector'),
     decoder=dict(type=VAEDecoder, image_size=img_size, channels=(256, 128, 64, 32),
@@ -29,10 +28,9 @@ model = dict(
     num_samples=4,
     seed=0,
     attention_loss_weight=0.0,
-    postprocess=dict(sigma=2.0, score='max'))
+    postprocess=dict(sigma=2.0))
 
 # 30 epochs, and at least the 870 steps they are on a 461-image category (29 batches of
 # 16): a smaller category trains more epochs instead of fewer steps.
 train_cfg = dict(type=MinItersEpochBasedTrainLoop, max_epochs=30, min_iters=870,
                  val_interval=30)
-work_dir = 'work_dirs/vae_mvtec'

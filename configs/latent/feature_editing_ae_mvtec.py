@@ -6,7 +6,6 @@ with read_base():
     from .._base_.schedules.adam_epochs import *
 
 from anomaly_plugin.models import (
-    AnomalyDataPreprocessor,
     AutoEncoderNet,
     ConvDecoder,
     ConvEncoder,
@@ -24,7 +23,6 @@ from anomaly_plugin.models import (
 latent_channels = 32
 model = dict(
     type=FeatureEditingAE,
-    data_preprocessor=dict(type=AnomalyDataPreprocessor),
     autoencoder=dict(
         type=AutoEncoderNet,
         encoder=dict(type=ConvEncoder, channels=(32, 64, 128, 128),
@@ -33,8 +31,6 @@ model = dict(
                   alpha=1.0),
         decoder=dict(type=ConvDecoder, latent_channels=latent_channels,
                      channels=(128, 128, 64, 32))),
-    loss=dict(type=L2Loss),
-    postprocess=dict(sigma=4.0, score='max'))
+    loss=dict(type=L2Loss))
 
 train_cfg.update(max_epochs=20, val_interval=20)
-work_dir = 'work_dirs/feature_editing_ae_mvtec'

@@ -24,4 +24,3 @@ optim_wrapper = dict(
 # Distributed: each part is wrapped on its own (train_step is the model's).
 model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel', broadcast_buffers=False,
                          find_unused_parameters=True)
-work_dir = 'work_dirs/feature_editing_gan_mvtec'

@@ -3,14 +3,13 @@ from mmengine.config import read_base
 with read_base():
     from .._base_.datasets.mvtec import *
     from .._base_.default_runtime import *
-    from .._base_.schedules.gan_epochs import *
 
 from mmengine.optim import OptimWrapper
+from mmengine.runner import EpochBasedTrainLoop, TestLoop, ValLoop
 from torch.optim import Adam
 
 from anomaly_plugin.engine import MultiOptimWrapperConstructor
 from anomaly_plugin.models import (
-    AnomalyDataPreprocessor,
     AutoEncoderNet,
     ConvDecoder,
     ConvEncoder,
@@ -32,7 +31,6 @@ from anomaly_plugin.models import (
 code_dim = 32
 model = dict(
     type=VQVAEPrior,
-    data_preprocessor=dict(type=AnomalyDataPreprocessor),
     autoencoder=dict(
         type=AutoEncoderNet,
         encoder=dict(type=ConvEncoder, channels=(32, 64, 128), latent_channels=code_dim),
@@ -46,14 +44,19 @@ model = dict(
     resample='sample',
     threshold=None,
     threshold_quantile=0.01,
-    seed=0,
-    postprocess=dict(sigma=4.0, score='max'))
+    seed=0)
 
-# one optimizer per part (the multi-part schedule of gan_epochs.py with these parts)
+# one optimizer per part: the model's train_step steps the VQ-VAE, then the prior
 optim_wrapper = dict(
     constructor=MultiOptimWrapperConstructor,
     autoencoder=dict(type=OptimWrapper, optimizer=dict(type=Adam, lr=1e-3)),
     prior=dict(type=OptimWrapper, optimizer=dict(type=Adam, lr=1e-3)))
+param_scheduler = []
 # 15 VQ-VAE epochs, then 10 prior epochs; validation (on the test split) at the end
-train_cfg.update(max_epochs=25, val_interval=25)
-work_dir = 'work_dirs/vqvae_prior_mvtec'
+train_cfg = dict(type=EpochBasedTrainLoop, max_epochs=25, val_interval=25)
+val_cfg = dict(type=ValLoop)
+test_cfg = dict(type=TestLoop)
+# Distributed: each part is wrapped on its own (the prior is unused in the VQ-VAE
+# epochs, the VQ-VAE in the prior's)
+model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel', broadcast_buffers=False,
+                         find_unused_parameters=True)

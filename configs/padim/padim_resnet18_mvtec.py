@@ -10,4 +10,3 @@ model.update(backbone=dict(
     type=FeatureExtractor, pool_size=1, upsample='nearest', num_channels=100, channel_seed=0,
     backbone=dict(type='mmpretrain.ResNet', depth=18, out_indices=(0, 1, 2),
                   init_cfg=dict(type='Pretrained', checkpoint=checkpoint))))
-work_dir = 'work_dirs/padim_resnet18_mvtec'

@@ -9,4 +9,3 @@ model.update(backbone=dict(
     type=FeatureExtractor, pool_size=3,
     backbone=dict(type='mmpretrain.ResNet', depth=18, out_indices=(1, 2),
                   init_cfg=dict(type='Pretrained', checkpoint=checkpoint))))
-work_dir = 'work_dirs/patchcore_resnet18_mvtec'

@@ -11,4 +11,3 @@ model.update(backbone=dict(
     type=FeatureExtractor, pool_size=3,
     backbone=dict(type='mmpretrain.ResNet', depth=50, base_channels=128, expansion=2,
                   out_indices=(1, 2), init_cfg=dict(type='Pretrained', checkpoint=checkpoint))))
-work_dir = 'work_dirs/patchcore_wrn50_mvtec'

@@ -16,4 +16,3 @@ model = dict(type=TiledDetector, detector=patchcore, tile_size=(256, 256), strid
 # one pass over the training images in order; validation only when asked for
 train_dataloader.update(sampler=dict(type='mmengine.dataset.DefaultSampler', shuffle=False))
 val_cfg = val_dataloader = val_evaluator = None
-work_dir = 'work_dirs/patchcore_mobilenetv2_tiled_mvtec'

@@ -178,11 +178,22 @@ def test_pack_rejects_misaligned_mask():
         PackAnomalyInputs()(results)
 
 
-def test_registry_gives_plugin_transforms():
-    assert isinstance(TRANSFORMS.build(dict(type='Resize', size=8)), Resize)
-    assert isinstance(TRANSFORMS.build(dict(type='RandomFlip')), RandomFlip)
-    assert isinstance(TRANSFORMS.build(dict(type='CenterCrop', size=4)),
-                      CenterCrop)
+def test_registry_gives_plugin_transforms_that_work():
+    mask = _pattern()  # (32, 24)
+    resize = TRANSFORMS.build(dict(type='Resize', size=8))
+    assert isinstance(resize, Resize)
+    out = resize(_results(mask))
+    assert out['img'].shape == (8, 8, 3) and out['gt_mask'].shape == (8, 8)
+    flip = TRANSFORMS.build(dict(type='RandomFlip', prob=1.0))
+    assert isinstance(flip, RandomFlip)
+    out = flip(_results(mask))
+    assert out['flip'] and np.array_equal(out['gt_mask'], mask[:, ::-1])
+    _assert_aligned(out)
+    crop = TRANSFORMS.build(dict(type='CenterCrop', size=4))
+    assert isinstance(crop, CenterCrop)
+    out = crop(_results(mask))
+    assert np.array_equal(out['gt_mask'], mask[14:18, 10:14])
+    _assert_aligned(out)
 
 
 def test_load_mask_warns_about_empty_defect_masks(tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ from mmengine.config import Config
 
 import anomaly_plugin  # noqa: F401
 from anomaly_plugin.deploy import export_onnx
+from anomaly_plugin.engine import fit_normal
 from anomaly_plugin.registry import MODELS
 from anomaly_plugin.structures import AnomalyDataSample
 
@@ -52,16 +53,11 @@ def build(config, opts, size):
         inner.backbone.backbone.init_cfg = None  # no weights in tests
     torch.manual_seed(0)
     model = MODELS.build(model_cfg).eval()
-    if model.requires_fit:  # PatchCore / PaDiM: fit on a few random images
-        inputs = model.data_preprocessor(
-            dict(inputs=_images(4, size, 1), data_samples=None), False)['inputs']
-        model.fit_reset()
-        model.fit_update(model.extract(inputs), torch.arange(4))
-        model.fit_finish(progress=False)
-    elif callable(getattr(model, 'fit_normal_statistics', None)):
-        model.fit_normal_statistics([dict(inputs=_images(2, size, s),
-                                          data_samples=[AnomalyDataSample()] * 2)
-                                     for s in (2, 3)])
+    if model.fit_stage == 'instead':  # PatchCore / PaDiM: fit on a few random images
+        fit_normal(model, [dict(inputs=_images(4, size, 1), data_samples=None)])
+    elif model.fit_stage == 'after':  # statistics fitted after training
+        fit_normal(model, [dict(inputs=_images(2, size, s), data_samples=[AnomalyDataSample()] * 2)
+                           for s in (2, 3)])
     model.postprocessor.set_calibration(dict(image_threshold=0.5, pixel_threshold=0.4))
     return model
 

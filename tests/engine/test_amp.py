@@ -11,7 +11,7 @@ from anomaly_plugin.models import MSGMSLoss, SSIMLoss
 
 CONFIGS = {
     'ssim_ae': ('configs/ae/ssim_ae_mvtec.py', {}),
-    'riad': ('configs/riad/riad_mvtec.py', {'model.generator.base_channels': 8}),
+    'riad': ('configs/riad/riad_mvtec.py', {'model.inpainter.channels': [8, 16, 32, 64, 128]}),
 }
 
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 from scipy import ndimage
 
+from anomaly_plugin.models.ops import gaussian_blur
 from anomaly_plugin.models.postprocess import AnomalyPostProcessor
-from anomaly_plugin.models.utils import gaussian_blur
 
 
 def test_blur_matches_scipy_mirror_mode():
@@ -22,15 +22,15 @@ def test_blur_off_and_constant():
     torch.testing.assert_close(gaussian_blur(x, 4.0), x)  # replicate fallback
 
 
-@pytest.mark.parametrize('score', ['max', 'mean', 'topk'])
-def test_scores_and_upsampling(score):
-    post = AnomalyPostProcessor(sigma=0, score=score, topk=5)
+@pytest.mark.parametrize('reduction', ['max', 'mean', 'topk'])
+def test_scores_and_upsampling(reduction):
+    post = AnomalyPostProcessor(sigma=0, reduction=reduction, topk=5)
     raw = torch.rand(2, 1, 8, 8)
     maps, scores = post(raw, (32, 32))
     assert maps.shape == (2, 32, 32)
     flat = maps.flatten(1)
     expect = {'max': flat.max(1).values, 'mean': flat.mean(1),
-              'topk': flat.topk(5, 1).values.mean(1)}[score]
+              'topk': flat.topk(5, 1).values.mean(1)}[reduction]
     torch.testing.assert_close(scores, expect)
 
 
@@ -51,5 +51,5 @@ def test_calibration_buffers_round_trip_and_normalisation():
 
 
 def test_bad_score_name():
-    with pytest.raises(ValueError, match='score'):
-        AnomalyPostProcessor(score='median')
+    with pytest.raises(ValueError, match='reduction'):
+        AnomalyPostProcessor(reduction='median')

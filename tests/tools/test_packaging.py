@@ -110,7 +110,7 @@ def test_wheel_ships_configs_tools_and_kernel_source(built):
     assert configs <= names and tools <= names
     shipped = {n for n in names if n.startswith(MIM + '/')}
     assert shipped == configs | tools  # nothing else, no caches
-    assert 'anomaly_plugin/models/memory/csrc/greedy_kcenter.cpp' in names
+    assert 'anomaly_plugin/models/statistics/csrc/greedy_kcenter.cpp' in names
     assert not [n for n in names if '/csrc/build/' in n or n.endswith('.so')]
 
 
@@ -123,7 +123,7 @@ def test_sdist_holds_what_the_wheel_copies(built):
         names = {n.split('/', 1)[1] for n in tar.getnames() if '/' in n}
     for path in ('setup.py', 'configs/ae/conv_ae_mvtec.py', 'configs/_base_/__init__.py',
                  'tools/train.py', 'tools/launch.sh',
-                 'anomaly_plugin/models/memory/csrc/greedy_kcenter.cpp'):
+                 'anomaly_plugin/models/statistics/csrc/greedy_kcenter.cpp'):
         assert path in names, path
     assert not [n for n in names if '.mim' in n or '__pycache__' in n]
 

@@ -23,6 +23,22 @@ def _module(runner):
     return runner.model.module if is_model_wrapper(runner.model) else runner.model
 
 
+def write_checkpoint_status(path: str, status: str, model=None,
+                            ckpt: Optional[dict] = None) -> None:
+    """Record ``status`` as ``meta['calibration']`` of checkpoint ``path``
+    (and, with ``model``, replace its weights by the model's current ones);
+    the file is replaced atomically. ``ckpt``: its content when already
+    loaded."""
+    if ckpt is None:
+        ckpt = safe_load(path, map_location='cpu')
+    if model is not None:
+        ckpt['state_dict'] = weights_to_cpu(get_state_dict(model))
+    ckpt.setdefault('meta', {})['calibration'] = status
+    tmp = f'{path}.calibrating'
+    torch.save(ckpt, tmp)
+    os.replace(tmp, path)
+
+
 #: calibration sets smaller than this are warned about (measured on a 50-image ballscrew
 #: subset: 5 held-out images put 59 of 197 normal test images above the GANomaly threshold)
 FEW_CALIBRATION_IMAGES = 20
@@ -54,11 +70,9 @@ class CalibrationHook(Hook):
     saved last checkpoint is rewritten with the reason, and the log says
     so); ``tools/infer.py`` and ``tools/test.py`` print it.
 
-    Models with a ``fit_normal_statistics(dataloader)`` method (statistics
-    of their raw maps on normal images, e.g. the per-level residual
-    statistics of ``MultiScalePyramidAE``) get it called first, on the
-    training images with the test pipeline, so the thresholds are fitted
-    on the final maps.
+    Models that fit statistics of normal images after training
+    (``fit_stage='after'``) are fitted first, by ``NormalFitHook`` (which
+    runs before this hook), so the thresholds are fitted on the final maps.
 
     Args:
         dataset: config of the calibration dataset. With ``inherit=True``
@@ -144,21 +158,8 @@ class CalibrationHook(Hook):
         checkpoint.setdefault('meta', {})['calibration'] = self._status
 
     # -------------------------------------------------------------- the work
-    def fit_statistics(self, runner) -> None:
-        """Call the model's ``fit_normal_statistics`` on the training images."""
-        model = _module(runner)
-        if not callable(getattr(model, 'fit_normal_statistics', None)):
-            return
-        loader = self.build_dataloader(runner, self.train_images_config(runner))
-        stats = model.fit_normal_statistics(loader)
-        if stats:
-            print_log('Normal-image statistics: ' + ', '.join(
-                f'{k}={[round(v, 6) for v in vals]}' for k, vals in stats.items()),
-                logger='current')
-
     def run(self, runner) -> None:
-        """Fit the model's statistics and its calibration (in memory)."""
-        self.fit_statistics(runner)
+        """Fit the model's calibration (in memory)."""
         kw = self.calib_kwargs
         if kw.get('mode') == 'manual':
             _module(runner).postprocessor.set_calibration(dict(
@@ -198,12 +199,8 @@ class CalibrationHook(Hook):
                       'as it is and the calibration is in the model only (save the last '
                       'checkpoint: save_last=True)', logger='current', level=logging.WARNING)
             return
-        if self._status.startswith('calibrated'):
-            ckpt['state_dict'] = weights_to_cpu(get_state_dict(_module(runner)))
-        ckpt.setdefault('meta', {})['calibration'] = self._status
-        tmp = f'{path}.calibrating'
-        torch.save(ckpt, tmp)
-        os.replace(tmp, path)
+        write_checkpoint_status(path, self._status, _module(runner)
+                                if self._status.startswith('calibrated') else None, ckpt)
         if self._status.startswith('calibrated'):
             print_log(f'Calibration written to {path}', logger='current')
 

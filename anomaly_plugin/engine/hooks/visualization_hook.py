@@ -11,7 +11,7 @@ from mmengine.model import is_model_wrapper
 
 from anomaly_plugin.registry import HOOKS
 from anomaly_plugin.structures import AnomalyDataSample
-from anomaly_plugin.visualization import AnomalyVisualizer, resize_map
+from anomaly_plugin.visualization import AnomalyVisualizer, colour_scale, resize_map
 
 __all__ = ['AnomalyVisualizationHook', 'resize_map']
 
@@ -74,15 +74,16 @@ class AnomalyVisualizationHook(Hook):
                 amap=s.anomaly_map.cpu().numpy().astype(np.float16)))
 
     def _scale(self, post):
+        """The run's colour scale: calibrated, or the range of every rank's maps."""
         if post.has_normalization:
-            return float(post.pixel_min), float(post.pixel_max)
+            return colour_scale(post)
         lo = min((float(i['amap'].min()) for i in self._items), default=np.inf)
         hi = max((float(i['amap'].max()) for i in self._items), default=-np.inf)
         lo_t = torch.tensor(-lo, dtype=torch.float64)
         hi_t = torch.tensor(hi, dtype=torch.float64)
         all_reduce(lo_t, op='max')
         all_reduce(hi_t, op='max')
-        return -float(lo_t), float(hi_t)
+        return colour_scale(post, -float(lo_t), float(hi_t))
 
     def after_test_epoch(self, runner, metrics=None) -> None:
         if not self.enable:

@@ -1,5 +1,4 @@
-from .conv_encoder import ConvEncoder
+"""Pretrained feature extractors (frozen) and their offline weights."""
 from .feature_extractor import FeatureExtractor
-from .ms_conv_encoder import MultiScaleConvEncoder
 
-__all__ = ['ConvEncoder', 'FeatureExtractor', 'MultiScaleConvEncoder']
+__all__ = ['FeatureExtractor']

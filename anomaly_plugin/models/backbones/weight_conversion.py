@@ -30,14 +30,16 @@ class WeightConversionError(ValueError):
 
 
 def load_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
-    """Load a plain state dict (weights-only unpickling).
+    """Load a plain state dict (weights-only unpickling, the package's one
+    loader: :func:`anomaly_plugin.engine.checkpoint.safe_load`).
 
     Accepts a bare state dict or a dict holding one under ``state_dict``.
 
     Raises:
         WeightConversionError: the file holds no mapping of tensors.
     """
-    obj = torch.load(path, map_location='cpu', weights_only=True)
+    from anomaly_plugin.engine.checkpoint import safe_load  # no import cycle at load time
+    obj = safe_load(os.fspath(path), map_location='cpu')
     if isinstance(obj, Mapping) and isinstance(obj.get('state_dict'), Mapping):
         obj = obj['state_dict']
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor)

@@ -100,7 +100,8 @@ def recorded_sha256(path: PathLike) -> Optional[str]:
     if not Path(path).is_file():
         return None
     try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
+        from anomaly_plugin.engine.checkpoint import safe_load  # no import cycle at load time
+        obj = safe_load(os.fspath(path), map_location='cpu')
         if isinstance(obj, Mapping) and isinstance(obj.get('state_dict'), Mapping):
             return str(obj['meta']['sha256'])
     except Exception:  # corrupt or foreign file: rebuild it

@@ -19,7 +19,8 @@ import torch
 from anomaly_plugin.registry import MODELS
 
 from ..losses import gradient_penalty
-from .adversarial import AdversarialDetector, frozen
+from ..utils import frozen
+from .multi_part import MultiPartDetector
 
 
 def _latent(generator: torch.nn.Module) -> int:
@@ -31,7 +32,7 @@ def _latent(generator: torch.nn.Module) -> int:
 
 
 @MODELS.register_module()
-class AnoGAN(AdversarialDetector):
+class AnoGAN(MultiPartDetector):
     """DCGAN trained on normal images, scored by latent search at test time.
 
     Args:
@@ -132,7 +133,7 @@ class AnoGAN(AdversarialDetector):
 
 
 @MODELS.register_module()
-class FAnoGAN(AdversarialDetector):
+class FAnoGAN(MultiPartDetector):
     """f-AnoGAN (izi_f): WGAN-GP, then an encoder, from one training run.
 
     The first ``gan_epochs`` epochs train the WGAN-GP (the critic every

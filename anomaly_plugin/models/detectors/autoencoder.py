@@ -5,28 +5,8 @@ import torch
 
 from anomaly_plugin.registry import MODELS
 
-from ..losses import CombinedLoss
+from ..losses import reconstruction_losses
 from .base import BaseAnomalyDetector
-
-
-def reconstruction_losses(loss_fn: torch.nn.Module, pred: torch.Tensor,
-                          target: torch.Tensor) -> Dict[str, torch.Tensor]:
-    """Loss dict of a reconstruction for MMEngine's ``parse_losses``.
-
-    Args:
-        loss_fn: the training loss.
-        pred: (B, C, H, W) reconstruction in [0, 1].
-        target: (B, C, H, W) clean images in [0, 1].
-
-    Returns:
-        ``{'loss_rec': scalar}``, or for a :class:`CombinedLoss` its weighted
-        terms (``{'loss_l2': .., 'loss_ssim': ..}``) without their sum:
-        MMEngine adds up every key containing ``'loss'``, so the total
-        optimised is the same and each term is logged.
-    """
-    if isinstance(loss_fn, CombinedLoss):
-        return loss_fn.forward_terms(pred, target)
-    return dict(loss_rec=loss_fn(pred, target))
 
 
 @MODELS.register_module()
@@ -44,7 +24,7 @@ class ConvAutoEncoder(BaseAnomalyDetector):
             ``ConvDecoder`` by default.
         loss: training loss, also the source of the anomaly map; ``L2Loss``
             by default. A ``CombinedLoss`` logs each term separately.
-        score_map: loss whose ``map`` is the anomaly map; defaults to
+        map_loss: loss whose ``map`` is the anomaly map; defaults to
             ``loss``.
     """
 
@@ -52,13 +32,13 @@ class ConvAutoEncoder(BaseAnomalyDetector):
                  encoder: Optional[dict] = None,
                  decoder: Optional[dict] = None,
                  loss: Optional[dict] = None,
-                 score_map: Optional[dict] = None,
+                 map_loss: Optional[dict] = None,
                  **kwargs):
         super().__init__(**kwargs)
         self.encoder = MODELS.build(encoder or dict(type='ConvEncoder'))
         self.decoder = MODELS.build(decoder or dict(type='ConvDecoder'))
         self.loss_fn = MODELS.build(loss or dict(type='L2Loss'))
-        self.score_fn = MODELS.build(score_map) if score_map else self.loss_fn
+        self.map_loss = MODELS.build(map_loss) if map_loss else self.loss_fn
 
     def reconstruct(self, inputs: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised -> (B, 3, H, W) reconstruction in [0, 1]."""
@@ -70,4 +50,4 @@ class ConvAutoEncoder(BaseAnomalyDetector):
 
     def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:
         target = self.data_preprocessor.denormalize(inputs)
-        return self.score_fn.map(self.reconstruct(inputs), target)  # (B, 1, H, W)
+        return self.map_loss.map(self.reconstruct(inputs), target)  # (B, 1, H, W)

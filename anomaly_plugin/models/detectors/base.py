@@ -1,6 +1,6 @@
 """Thin MMEngine wrapper shared by every anomaly detector."""
 from abc import ABCMeta, abstractmethod
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
@@ -27,11 +27,20 @@ class BaseAnomalyDetector(BaseModel, metaclass=ABCMeta):
         init_cfg: MMEngine initialisation config.
     """
 
-    #: memory-bank models set this: they are fitted by one no-grad pass over
-    #: the training data (``FitLoop``) instead of gradient steps, through
-    #: ``fit_reset()``, ``fit_update(embeddings, indices)`` per batch and
-    #: ``fit_finish()``, with ``extract(inputs)`` giving the embeddings.
-    requires_fit: bool = False
+    #: how the model learns statistics of normal images, the one fit protocol
+    #: (:func:`anomaly_plugin.engine.fit_normal` drives it): ``None`` (it
+    #: does not), ``'instead'`` (no gradient training: one pass over the
+    #: training images is its training, run by ``FitLoop``; PatchCore, PaDiM)
+    #: or ``'after'`` (after gradient training, a pass over the training
+    #: images with the test pipeline, run by ``NormalFitHook`` before the
+    #: thresholds are calibrated; e.g. MSCDAE's level statistics). The pass
+    #: calls :meth:`fit_reset`, :meth:`fit_update` per batch and
+    #: :meth:`fit_finish`.
+    fit_stage: Optional[str] = None
+
+    #: parts renamed since checkpoints were saved, ``{old prefix: new
+    #: prefix}`` (e.g. ``{'net.': 'autoencoder.'}``): such checkpoints load
+    renamed_parts: Dict[str, str] = {}
 
     def __init__(self, data_preprocessor: Optional[Union[dict, torch.nn.Module]] = None,
                  postprocess: Optional[dict] = None,
@@ -47,21 +56,39 @@ class BaseAnomalyDetector(BaseModel, metaclass=ABCMeta):
         self.register_buffer('input_size', torch.zeros(2, dtype=torch.long))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # parts saved under an earlier name load under the current one
+        for old, new in self.renamed_parts.items():
+            for key in [k for k in state_dict if k.startswith(prefix + old)]:
+                state_dict[prefix + new + key[len(prefix + old):]] = state_dict.pop(key)
         # checkpoints written before the input size was recorded load as unknown
         state_dict.setdefault(prefix + 'input_size', torch.zeros(2, dtype=torch.long))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def eval_batches(self, dataloader: Iterable) -> Iterator[torch.Tensor]:
-        """Normalised input batches (B, 3, H, W) of ``dataloader`` (batches as
-        the ``data_preprocessor`` takes them), with the model in eval mode
-        meanwhile; its mode comes back when the iteration ends."""
-        was_training = self.training
-        self.eval()
-        try:
-            for data in dataloader:
-                yield self.data_preprocessor(data, False)['inputs']
-        finally:
-            self.train(was_training)
+    # -- the fit protocol (see ``fit_stage``) ---------------------------------
+    def fit_reset(self) -> None:
+        """Start a fit: forget what earlier passes accumulated."""
+        raise NotImplementedError(f'{type(self).__name__} fits nothing (fit_stage=None)')
+
+    def fit_update(self, inputs: torch.Tensor, indices: torch.Tensor) -> None:
+        """Accumulate a batch of normal images, in eval mode, without gradients.
+
+        Args:
+            inputs: (B, 3, H, W) normalised images.
+            indices: (B,) their dataset indices (order-independent fits put
+                every rank's samples in dataset order with them).
+        """
+        raise NotImplementedError(f'{type(self).__name__} fits nothing (fit_stage=None)')
+
+    def fit_finish(self, progress: bool = True) -> Dict[str, List[float]]:
+        """Fit from what was accumulated.
+
+        Args:
+            progress: show progress of long fits (a coreset selection).
+
+        Returns:
+            Statistics worth logging, ``{name: [values]}`` (may be empty).
+        """
+        raise NotImplementedError(f'{type(self).__name__} fits nothing (fit_stage=None)')
 
     def note_input_size(self, inputs: torch.Tensor) -> None:
         """Record the (H, W) of a training batch (B, C, H, W)."""
@@ -115,7 +142,7 @@ class BaseAnomalyDetector(BaseModel, metaclass=ABCMeta):
     def forward_maps(self, inputs: torch.Tensor
                      ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Raw map (B, 1, h, w) and image scores (B,), or None to take the
-        score from the smoothed map (the post-processor's ``score``)."""
+        score from the smoothed map (the post-processor's ``reduction``)."""
         return self.anomaly_map(inputs), None
 
     @torch.no_grad()

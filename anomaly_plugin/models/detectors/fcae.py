@@ -36,7 +36,7 @@ class FeatureClusteringAE(BaseAnomalyDetector):
 
     Losses: ``loss_rec`` (the reconstruction loss against the input in
     [0, 1]; a ``CombinedLoss`` logs its terms instead) and ``loss_cluster``.
-    The anomaly map is ``score_map``'s (default: the loss's) per-pixel form.
+    The anomaly map is ``map_loss``'s (default: the loss's) per-pixel form.
 
     The neck's ``in_channels`` and the decoder's ``in_channels`` and
     ``in_strides`` are filled in from the encoder and the neck when the
@@ -47,13 +47,13 @@ class FeatureClusteringAE(BaseAnomalyDetector):
         neck: config of the clustering neck.
         decoder: config of the fusion decoder.
         loss: reconstruction loss (``L2Loss`` by default).
-        score_map: loss whose ``map`` is the anomaly map; defaults to ``loss``.
+        map_loss: loss whose ``map`` is the anomaly map; defaults to ``loss``.
         **kwargs: arguments of :class:`BaseAnomalyDetector`.
     """
 
     def __init__(self, encoder: Optional[dict] = None, neck: Optional[dict] = None,
                  decoder: Optional[dict] = None, loss: Optional[dict] = None,
-                 score_map: Optional[dict] = None, **kwargs):
+                 map_loss: Optional[dict] = None, **kwargs):
         super().__init__(**kwargs)
         self.encoder = MODELS.build(encoder or dict(type='MultiScaleConvEncoder'))
         neck = copy.deepcopy(dict(neck or dict(type='FeatureClustering')))
@@ -64,7 +64,7 @@ class FeatureClusteringAE(BaseAnomalyDetector):
         decoder.setdefault('in_strides', [self.encoder.strides[i] for i in self.neck.in_indices])
         self.decoder = MODELS.build(decoder)
         self.loss_fn = MODELS.build(loss or dict(type='L2Loss'))
-        self.score_fn = MODELS.build(score_map) if score_map else self.loss_fn
+        self.map_loss = MODELS.build(map_loss) if map_loss else self.loss_fn
 
     def _forward_latents(self, inputs: torch.Tensor
                          ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
@@ -85,4 +85,4 @@ class FeatureClusteringAE(BaseAnomalyDetector):
 
     def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:
         target = self.data_preprocessor.denormalize(inputs)
-        return self.score_fn.map(self.reconstruct(inputs), target)  # (B, 1, H, W)
+        return self.map_loss.map(self.reconstruct(inputs), target)  # (B, 1, H, W)

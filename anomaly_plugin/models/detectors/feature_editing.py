@@ -10,15 +10,15 @@ equations are not reproduced here:
   discriminator telling inputs from reconstructions and the autoencoder
   adding ``adv_weight`` times the adversarial loss of its reconstructions
   (one optimizer per part, MMEngine's ``OptimWrapperDict``);
-* after training, :meth:`fit_normal_statistics` (called by
-  ``CalibrationHook``) fits k-means centres on the latent vectors of the
-  normal training images (``LatentKMeansEditor``, saved in the checkpoint);
+* after training, ``NormalFitHook`` (``fit_stage='after'``) fits k-means
+  centres on the latent vectors of the normal training images
+  (``LatentKMeansEditor``, saved in the checkpoint);
 * test: every latent vector moves towards its nearest centre before
-  decoding; the map is the ``score_map`` loss's per-pixel map between the
+  decoding; the map is the ``map_loss`` loss's per-pixel map between the
   input and this edited reconstruction.
 """
 import warnings
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 from mmengine.model import BaseModel
@@ -26,12 +26,12 @@ from mmengine.optim import OptimWrapperDict
 
 from anomaly_plugin.registry import MODELS
 
-from .adversarial import AdversarialDetector
 from .autoencoder import reconstruction_losses
+from .multi_part import MultiPartDetector
 
 
 @MODELS.register_module()
-class FeatureEditingAE(AdversarialDetector):
+class FeatureEditingAE(MultiPartDetector):
     """Encoder -> latent editor -> decoder.
 
     Args:
@@ -43,7 +43,7 @@ class FeatureEditingAE(AdversarialDetector):
         gan_loss: ``GANLoss`` config (vanilla by default).
         adv_weight: weight of the adversarial term in the autoencoder's loss.
         loss: reconstruction loss (``L2Loss``).
-        score_map: loss whose ``map`` is the anomaly map; defaults to ``loss``.
+        map_loss: loss whose ``map`` is the anomaly map; defaults to ``loss``.
         max_fit_vectors: latent vectors k-means is fitted on at most (a
             seeded random subset when there are more).
         seed: seed of that subset.
@@ -52,7 +52,7 @@ class FeatureEditingAE(AdversarialDetector):
     def __init__(self, autoencoder: Optional[dict] = None,
                  discriminator: Optional[dict] = None, gan_loss: Optional[dict] = None,
                  adv_weight: float = 0.01, loss: Optional[dict] = None,
-                 score_map: Optional[dict] = None, max_fit_vectors: int = 200_000,
+                 map_loss: Optional[dict] = None, max_fit_vectors: int = 200_000,
                  seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.autoencoder = MODELS.build(autoencoder or dict(
@@ -67,7 +67,7 @@ class FeatureEditingAE(AdversarialDetector):
                           else ('autoencoder',))
         self.adv_weight = float(adv_weight)
         self.loss_fn = MODELS.build(loss or dict(type='L2Loss'))
-        self.score_fn = MODELS.build(score_map) if score_map else self.loss_fn
+        self.map_loss = MODELS.build(map_loss) if map_loss else self.loss_fn
         if max_fit_vectors < 1:
             raise ValueError(f'FeatureEditingAE: max_fit_vectors must be >= 1, got '
                              f'{max_fit_vectors}')
@@ -116,26 +116,25 @@ class FeatureEditingAE(AdversarialDetector):
                                lambda: self.loss_autoencoder(images), freeze=freeze))
         return log
 
-    # -- fitting the editor -------------------------------------------------------
-    @torch.no_grad()
-    def fit_normal_statistics(self, dataloader) -> Dict[str, list]:
-        """Fit the editor's k-means centres on the latents of defect-free images.
+    # -- fitting the editor (fit_stage 'after', run by NormalFitHook) ---------
+    fit_stage = 'after'
 
-        Args:
-            dataloader: batches as the ``data_preprocessor`` takes them (test
-                pipeline, normal images only).
+    def fit_reset(self) -> None:
+        self._latents = []
+
+    @torch.no_grad()
+    def fit_update(self, inputs: torch.Tensor, indices: torch.Tensor) -> None:
+        z = self.autoencoder.encoder(self.data_preprocessor.denormalize(inputs))
+        self._latents.append(self.editor.flatten(z).float().cpu())  # (B*h*w, C)
+
+    def fit_finish(self, progress: bool = True) -> Dict[str, List[float]]:
+        """Fit the editor's k-means centres on the normal images' latents.
 
         Returns:
             the editor's fit statistics (``cluster_sizes``).
         """
-        latents = []
-        for inputs in self.eval_batches(dataloader):
-            z = self.autoencoder.encoder(self.data_preprocessor.denormalize(inputs))
-            latents.append(self.editor.flatten(z).float().cpu())  # (B*h*w, C)
-        if not latents:
-            raise ValueError('FeatureEditingAE.fit_normal_statistics: the data loader gave '
-                             'no images')
-        x = torch.cat(latents)
+        x = torch.cat(self._latents)
+        del self._latents
         if x.shape[0] > self.max_fit_vectors:
             gen = torch.Generator().manual_seed(self.seed)
             x = x[torch.randperm(x.shape[0], generator=gen)[:self.max_fit_vectors]]
@@ -147,10 +146,10 @@ class FeatureEditingAE(AdversarialDetector):
         """(B, C, H, W) in [0, 1] -> edited reconstruction (B, C, H, W)."""
         if not self.training and not bool(self.editor.fitted):
             warnings.warn('FeatureEditingAE: the latent editor is not fitted yet '
-                          '(fit_normal_statistics, run by CalibrationHook after training): '
+                          '(NormalFitHook fits it after training): '
                           'the reconstruction is not edited', stacklevel=3)
         return self.autoencoder(images)
 
     def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:
         images = self.data_preprocessor.denormalize(inputs)
-        return self.score_fn.map(self.reconstruct(images), images)  # (B, 1, H, W)
+        return self.map_loss.map(self.reconstruct(images), images)  # (B, 1, H, W)

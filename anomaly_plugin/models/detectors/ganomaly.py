@@ -20,11 +20,11 @@ import torch
 
 from anomaly_plugin.registry import MODELS
 
-from ..generative import dcgan_init
-from .adversarial import AdversarialDetector
+from ..networks import dcgan_init
+from .multi_part import MultiPartDetector
 
 
-class _ReconstructionGAN(AdversarialDetector):
+class _ReconstructionGAN(MultiPartDetector):
     """Shared parts: generator, discriminator, losses, D re-initialisation.
 
     Args:
@@ -123,7 +123,8 @@ class SkipGANomaly(_ReconstructionGAN):
     """Skip-GANomaly detector; see the module docstring.
 
     Args:
-        generator: ``UNetGenerator`` config by default.
+        generator: by default pix2pix's :class:`UNet` at 64x64 (six 4x4
+            stride-2 levels of 32-256 channels, see the config).
         weights: ``adv`` / ``con`` / ``lat`` weights (1 / 40 / 1, the paper's).
         score_lambda: weight of the reconstruction term in the image score
             (0.9, the paper's); the latent term gets ``1 - score_lambda``.
@@ -133,7 +134,10 @@ class SkipGANomaly(_ReconstructionGAN):
     def __init__(self, generator: Optional[dict] = None, weights: Optional[dict] = None,
                  score_lambda: float = 0.9, **kwargs):
         weights = {'adv': 1.0, 'con': 40.0, 'lat': 1.0, **(weights or {})}
-        super().__init__(generator=generator or dict(type='UNetGenerator'), weights=weights,
+        super().__init__(generator=generator or dict(
+            type='UNet', channels=(32, 64, 128, 256, 256, 256), down='stride', down_kernel=4,
+            level_convs=1, act='leaky_relu', outer_norm=False, up_kernel=4, up_norm=True,
+            merge_convs=0, skip_first=False, init='dcgan'), weights=weights,
                          **kwargs)
         if not 0.0 <= score_lambda <= 1.0:
             raise ValueError(f'SkipGANomaly: score_lambda must be in [0, 1], got {score_lambda}')

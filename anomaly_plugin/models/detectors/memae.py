@@ -27,7 +27,7 @@ class MemAE(ConvAutoEncoder):
         neck: config of the memory module (``MemoryModule`` by default);
             its ``in_channels`` must equal the encoder's latent channels and
             is taken from the encoder's ``out_channels`` when left out.
-        **kwargs: ``encoder``, ``decoder``, ``loss``, ``score_map`` and the
+        **kwargs: ``encoder``, ``decoder``, ``loss``, ``map_loss`` and the
             base detector's arguments, see :class:`ConvAutoEncoder`.
     """
 

@@ -7,8 +7,9 @@ convolutional denoising autoencoder per level is trained on noisy patches of
 defect-free images, and the reconstruction residuals of all levels are
 combined into the detection result.
 """
+import copy
 import warnings
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -16,102 +17,8 @@ from torch import nn
 
 from anomaly_plugin.registry import MODELS
 
-from ..backbones.conv_encoder import ConvEncoder
-from ..heads.conv_decoder import ConvDecoder
+from ..ops import gaussian_pyramid, random_patches
 from .base import BaseAnomalyDetector
-
-
-def pyr_down(x: torch.Tensor) -> torch.Tensor:
-    """One Gaussian pyramid step, as OpenCV's ``pyrDown``.
-
-    The 5x5 binomial kernel ``[1, 4, 6, 4, 1]^T [1, 4, 6, 4, 1] / 256`` is
-    applied with the border mirrored without repeating the edge pixel
-    (OpenCV's default ``BORDER_REFLECT_101``; edge replication on maps
-    smaller than 3 pixels) and every second row and column is kept,
-    starting with the first.
-
-    Args:
-        x: (B, C, H, W) images.
-
-    Returns:
-        (B, C, ceil(H / 2), ceil(W / 2)) blurred and subsampled images.
-    """
-    b, c, h, w = x.shape
-    taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=x.dtype, device=x.device) / 16
-    mode = 'reflect' if min(h, w) >= 3 else 'replicate'
-    # channels as batch entries: one constant (1, 1, 5, 1) kernel (exportable to ONNX)
-    y = F.pad(x.reshape(b * c, 1, h, w), (2, 2, 2, 2), mode=mode)  # (B*C, 1, H + 4, W + 4)
-    y = F.conv2d(y, taps.view(1, 1, 5, 1), stride=(2, 1))
-    y = F.conv2d(y, taps.view(1, 1, 1, 5), stride=(1, 2))  # (B*C, 1, H', W')
-    return y.reshape(b, c, y.shape[-2], y.shape[-1])
-
-
-def gaussian_pyramid(x: torch.Tensor, num_levels: int) -> List[torch.Tensor]:
-    """Levels ``[x, pyr_down(x), pyr_down(pyr_down(x)), ...]``.
-
-    Args:
-        x: (B, C, H, W) images.
-        num_levels: number of levels including ``x`` itself (>= 1).
-
-    Returns:
-        list of (B, C, H_l, W_l), ``H_l = ceil(H_{l-1} / 2)``.
-    """
-    if num_levels < 1:
-        raise ValueError(f'gaussian_pyramid: num_levels must be >= 1, got {num_levels}')
-    levels = [x]
-    for _ in range(num_levels - 1):
-        levels.append(pyr_down(levels[-1]))
-    return levels
-
-
-def random_patches(x: torch.Tensor, size: int, num: int) -> torch.Tensor:
-    """``num`` random square crops of every image (torch's global RNG).
-
-    Args:
-        x: (B, C, H, W) images.
-        size: side of the crops, at most ``min(H, W)``.
-        num: crops per image.
-
-    Returns:
-        (B * num, C, size, size) crops, those of image 0 first.
-    """
-    b, c, h, w = x.shape
-    ys = torch.randint(0, h - size + 1, (b, num), device=x.device)  # (B, N) top rows
-    xs = torch.randint(0, w - size + 1, (b, num), device=x.device)
-    offsets = torch.arange(size, device=x.device)
-    rows = (ys[..., None] + offsets)[..., :, None]  # (B, N, P, 1)
-    cols = (xs[..., None] + offsets)[..., None, :]  # (B, N, 1, P)
-    batch = torch.arange(b, device=x.device).view(b, 1, 1, 1)
-    crops = x.permute(0, 2, 3, 1)[batch, rows, cols]  # (B, N, P, P, C)
-    return crops.permute(0, 1, 4, 2, 3).reshape(b * num, c, size, size)
-
-
-class LevelAutoEncoder(nn.Module):
-    """Fully convolutional denoising autoencoder of one pyramid level.
-
-    ``ConvEncoder`` + ``ConvDecoder``; inputs whose sides are not multiples
-    of the encoder's downsampling factor are padded (edge replication) and
-    the output cropped back.
-
-    Args:
-        in_channels: image channels.
-        channels: encoder channels per stride-2 stage (mirrored by the decoder).
-        latent_channels: channels of the code.
-    """
-
-    def __init__(self, in_channels: int, channels: Sequence[int], latent_channels: int):
-        super().__init__()
-        self.encoder = ConvEncoder(in_channels, channels, latent_channels)
-        self.decoder = ConvDecoder(latent_channels, list(channels)[::-1], in_channels)
-        self.multiple = self.encoder.downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, h, w) in [0, 1] -> (B, C, h, w) reconstruction in [0, 1]."""
-        h, w = x.shape[-2:]
-        pad_h, pad_w = (-h) % self.multiple, (-w) % self.multiple
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode='replicate')
-        return self.decoder(self.encoder(x))[..., :h, :w]
 
 
 @MODELS.register_module()
@@ -127,7 +34,7 @@ class MultiScalePyramidAE(BaseAnomalyDetector):
     the full resolution, ...), which MMEngine adds up.
 
     Test: every level is reconstructed whole, without corruption; each
-    level's residual map (``score_map``'s, default the loss's per-pixel
+    level's residual map (``map_loss``'s, default the loss's per-pixel
     form) is upsampled bilinearly to the input size and the maps are fused
     with weights ``level_weights``: ``'mean'`` (weighted mean, default),
     ``'max'`` (high where any level is high) or ``'min'`` (high where all
@@ -135,8 +42,8 @@ class MultiScalePyramidAE(BaseAnomalyDetector):
     separately at its own mean + gamma x std over defect-free training
     images and synthesises the binary maps. With ``standardize_levels``
     each level's map is first turned into ``(r - mean_l) / std_l`` with
-    those statistics (fitted by :meth:`fit_normal_statistics`, which
-    ``CalibrationHook`` calls on the training images after training), so
+    those statistics (fitted on the training images after training by
+    ``NormalFitHook``, see ``fit_stage``), so
     one threshold gamma on a ``'min'`` (``'max'``) fused map flags exactly
     the pixels that every (some) level flags at gamma; the fused map stays
     continuous and one threshold is calibrated on it, which keeps the
@@ -146,9 +53,13 @@ class MultiScalePyramidAE(BaseAnomalyDetector):
         num_levels: pyramid levels, the input included (3).
         in_channels: image channels.
         gray: work on the channel mean (a 1-channel pyramid), as the paper
-            does on gray fabric images.
-        channels: encoder channels of each level's autoencoder.
-        latent_channels: code channels of each level's autoencoder.
+            does on gray fabric images (the autoencoder then takes and returns
+            one channel).
+        autoencoder: config of one level's autoencoder (image in [0, 1] ->
+            image in [0, 1], any size), built once per level with its own
+            weights; by default an ``AutoEncoderNet`` of a ``ConvEncoder``
+            (channels 32, 64; 16 code channels) and the mirroring
+            ``ConvDecoder`` for ``in_channels`` (1 when ``gray``) channels.
         patch_size: side of the training crops; None trains on whole
             levels. Levels smaller than the crop are used whole.
         patches_per_image: crops per image and level at each iteration.
@@ -156,7 +67,7 @@ class MultiScalePyramidAE(BaseAnomalyDetector):
             ``(corrupted, mask)``; None gives salt-and-pepper noise on 5% of
             the pixels (``PixelNoise``), False disables it.
         loss: training loss per level; ``L2Loss`` by default.
-        score_map: loss whose ``map`` is the residual map; defaults to ``loss``.
+        map_loss: loss whose ``map`` is the residual map; defaults to ``loss``.
         fusion: ``'mean'``, ``'max'`` or ``'min'``.
         level_weights: one factor per level applied before fusing; ones by
             default.
@@ -167,10 +78,10 @@ class MultiScalePyramidAE(BaseAnomalyDetector):
     FUSIONS = ('mean', 'max', 'min')
 
     def __init__(self, num_levels: int = 3, in_channels: int = 3, gray: bool = False,
-                 channels: Sequence[int] = (32, 64), latent_channels: int = 16,
-                 patch_size: Optional[int] = 32, patches_per_image: int = 8,
+                 autoencoder: Optional[dict] = None, patch_size: Optional[int] = 32,
+                 patches_per_image: int = 8,
                  corruption: Union[dict, bool, None] = None, loss: Optional[dict] = None,
-                 score_map: Optional[dict] = None, fusion: str = 'mean',
+                 map_loss: Optional[dict] = None, fusion: str = 'mean',
                  level_weights: Optional[Sequence[float]] = None,
                  standardize_levels: bool = False, **kwargs):
         super().__init__(**kwargs)
@@ -196,52 +107,61 @@ class MultiScalePyramidAE(BaseAnomalyDetector):
         self.patches_per_image = int(patches_per_image)
         self.fusion = fusion
         self.level_weights = [float(w) for w in level_weights]
-        ae_channels = 1 if gray else in_channels
-        self.levels = nn.ModuleList(
-            LevelAutoEncoder(ae_channels, channels, latent_channels) for _ in range(num_levels))
+        if autoencoder is None:
+            c = 1 if gray else in_channels
+            autoencoder = dict(
+                type='AutoEncoderNet',
+                encoder=dict(type='ConvEncoder', in_channels=c, channels=(32, 64),
+                             latent_channels=16),
+                decoder=dict(type='ConvDecoder', latent_channels=16, channels=(64, 32),
+                              out_channels=c))
+        self.levels = nn.ModuleList(MODELS.build(copy.deepcopy(autoencoder))
+                                    for _ in range(num_levels))
         if corruption is None:
             corruption = dict(type='PixelNoise', mode='salt_pepper', amount=0.05)
         self.corruption = MODELS.build(corruption) if corruption else None
         self.loss_fn = MODELS.build(loss or dict(type='L2Loss'))
-        self.score_fn = MODELS.build(score_map) if score_map else self.loss_fn
+        self.map_loss = MODELS.build(map_loss) if map_loss else self.loss_fn
         self.standardize_levels = bool(standardize_levels)
         # residual statistics of normal images per level (identity until fitted)
         self.register_buffer('level_mean', torch.zeros(num_levels))  # (L,)
         self.register_buffer('level_std', torch.ones(num_levels))  # (L,)
         self.register_buffer('level_stats_fitted', torch.tensor(False))
 
-    @torch.no_grad()
-    def fit_normal_statistics(self, dataloader: Iterable) -> Dict[str, List[float]]:
-        """Fit each level's residual mean and std on defect-free images.
+    # -- the level statistics (fit_stage 'after', run by NormalFitHook) --------
+    @property
+    def fit_stage(self):
+        """``'after'`` with ``standardize_levels``: the level statistics are
+        fitted on the training images after training; otherwise None."""
+        return 'after' if self.standardize_levels else None
 
-        Args:
-            dataloader: batches as the model's ``data_preprocessor`` takes them
-                (test pipeline, normal images only).
+    def fit_reset(self) -> None:
+        # per level: sum, sum of squares, count (float64, on the model's device)
+        self._level_acc = torch.zeros(3, self.num_levels, dtype=torch.float64,
+                                      device=self.level_mean.device)  # (3, L)
+
+    @torch.no_grad()
+    def fit_update(self, inputs: torch.Tensor, indices: torch.Tensor) -> None:
+        for i, m in enumerate(self.level_maps(inputs)):  # (B, 1, H_l, W_l)
+            m = m.double()
+            self._level_acc[0, i] += m.sum()
+            self._level_acc[1, i] += (m * m).sum()
+            self._level_acc[2, i] += m.numel()
+
+    def fit_finish(self, progress: bool = True) -> Dict[str, List[float]]:
+        """Each level's residual mean and std on the normal images.
 
         Returns:
             ``{'mean': [...], 'std': [...]}``, one value per level (also
-            stored in the model's buffers). Does nothing and returns an empty
-            dict unless ``standardize_levels`` is set.
+            stored in the model's buffers).
         """
-        if not self.standardize_levels:
-            return {}
-        # per level: sum, sum of squares, count; on the model's device, read once
-        acc = torch.zeros(3, self.num_levels, dtype=torch.float64,
-                          device=self.level_mean.device)  # (3, L)
-        for inputs in self.eval_batches(dataloader):  # (B, 3, H, W)
-            for i, m in enumerate(self.level_maps(inputs)):  # (B, 1, H_l, W_l)
-                m = m.double()
-                acc[0, i] += m.sum()
-                acc[1, i] += (m * m).sum()
-                acc[2, i] += m.numel()
-        total, total_sq, count = acc.cpu()
-        if not count.all():
-            raise ValueError('fit_normal_statistics: the data loader gave no images')
+        total, total_sq, count = self._level_acc.cpu()
+        del self._level_acc
         mean = total / count
         std = (total_sq / count - mean * mean).clamp_min(0).sqrt()
         if not (std > 0).all():
-            raise ValueError(f'fit_normal_statistics: a level has constant residuals '
-                             f'(std {std.tolist()}); cannot standardise it')
+            raise ValueError(f'MultiScalePyramidAE: a level has constant residuals on the '
+                             f'normal images (std {std.tolist()}); cannot standardise it')
         self.level_mean.copy_(mean)
         self.level_std.copy_(std)
         self.level_stats_fitted.fill_(True)
@@ -266,7 +186,7 @@ class MultiScalePyramidAE(BaseAnomalyDetector):
 
     def level_maps(self, inputs: torch.Tensor) -> List[torch.Tensor]:
         """Residual map of every level at its own size: list of (B, 1, H_l, W_l)."""
-        return [self.score_fn.map(ae(level), level)
+        return [self.map_loss.map(ae(level), level)
                 for level, ae in zip(self.pyramid(inputs), self.levels)]
 
     def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -275,8 +195,8 @@ class MultiScalePyramidAE(BaseAnomalyDetector):
         if self.standardize_levels:
             if not bool(self.level_stats_fitted):
                 warnings.warn('MultiScalePyramidAE: standardize_levels is set but the level '
-                              'statistics are not fitted yet (fit_normal_statistics); the '
-                              'levels are fused unstandardised', stacklevel=2)
+                              'statistics are not fitted yet (NormalFitHook fits them after '
+                              'training); the levels are fused unstandardised', stacklevel=2)
             maps = [(m - mu) / sd for m, mu, sd in zip(maps, self.level_mean, self.level_std)]
         maps = [w * (m if m.shape[-2:] == size else
                      F.interpolate(m, size=size, mode='bilinear', align_corners=False))

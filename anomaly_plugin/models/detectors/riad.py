@@ -1,94 +1,13 @@
 """Reconstruction by inpainting (RIAD)."""
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
-from mmengine.model import BaseModule
-from torch import nn
 
 from anomaly_plugin.registry import MODELS
 
-from .autoencoder import reconstruction_losses
+from ..losses import reconstruction_losses
+from ..ops import partition_masks
 from .base import BaseAnomalyDetector
-
-
-def _double_conv(cin: int, cout: int) -> nn.Sequential:
-    """Two 3x3 conv + BatchNorm + ReLU blocks."""
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-
-@MODELS.register_module()
-class RIADUNet(BaseModule):
-    """U-Net (Ronneberger et al. 2015) image-to-image network.
-
-    Level ``i`` has ``base_channels * 2^i`` channels; the encoder halves the
-    resolution ``num_downs`` times by max pooling, the decoder doubles it by
-    2x2 transposed convs and concatenates the encoder features of the same
-    level (resized bilinearly first when odd sizes made them differ). A 1x1
-    conv and a sigmoid give the image in [0, 1].
-
-    Args:
-        in_channels: input channels.
-        out_channels: output channels.
-        base_channels: channels of the first level.
-        num_downs: number of pooling steps.
-        init_cfg: MMEngine initialisation config(s) that :meth:`init_weights`
-            applies after the default initialisation (e.g.
-            ``dict(type='Kaiming', layer='Conv2d')`` or ``dict(type='Pretrained',
-            checkpoint=PATH, prefix='generator.')``); None keeps the default.
-    """
-
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, base_channels: int = 64,
-                 num_downs: int = 4, init_cfg: Optional[Union[dict, List[dict]]] = None):
-        super().__init__(init_cfg=init_cfg)
-        if base_channels < 1 or num_downs < 1:
-            raise ValueError('RIADUNet: base_channels and num_downs must be >= 1, got '
-                             f'{base_channels} and {num_downs}')
-        chans = [base_channels * 2 ** i for i in range(num_downs + 1)]
-        self.downs = nn.ModuleList([_double_conv(in_channels, chans[0])] + [
-            _double_conv(chans[i - 1], chans[i]) for i in range(1, num_downs + 1)])
-        self.ups = nn.ModuleList(nn.ConvTranspose2d(chans[i + 1], chans[i], 2, 2)
-                                 for i in reversed(range(num_downs)))
-        self.merges = nn.ModuleList(_double_conv(2 * chans[i], chans[i])
-                                    for i in reversed(range(num_downs)))
-        self.head = nn.Sequential(nn.Conv2d(chans[0], out_channels, 1), nn.Sigmoid())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, in_channels, H, W) -> (B, out_channels, H, W) in [0, 1]."""
-        skips = []
-        for i, block in enumerate(self.downs):
-            x = block(x if i == 0 else F.max_pool2d(x, 2))
-            skips.append(x)  # (B, chans[i], H / 2^i, W / 2^i)
-        x = skips.pop()
-        for up, merge in zip(self.ups, self.merges):
-            skip = skips.pop()
-            x = up(x)
-            if x.shape[-2:] != skip.shape[-2:]:
-                x = F.interpolate(x, size=skip.shape[-2:], mode='bilinear', align_corners=False)
-            x = merge(torch.cat([skip, x], dim=1))
-        return self.head(x)
-
-
-def partition_masks(labels: torch.Tensor, cell: Tuple[int, int], size: Tuple[int, int],
-                    num_masks: int) -> torch.Tensor:
-    """Disjoint masks covering an image from a grid of cell labels.
-
-    Args:
-        labels: (B, gh, gw) integer label in ``[0, num_masks)`` of each cell.
-        cell: (kh, kw) cell size in pixels.
-        size: (H, W) image size, at most (gh * kh, gw * kw).
-        num_masks: number of masks n.
-
-    Returns:
-        (B, n, H, W) float masks, 1 on the cells of each label; every pixel
-        lies in exactly one mask.
-    """
-    h, w = size
-    pix = labels.repeat_interleave(cell[0], dim=1).repeat_interleave(cell[1], dim=2)
-    pix = pix[:, :h, :w]  # (B, H, W)
-    return F.one_hot(pix.long(), num_masks).permute(0, 3, 1, 2).float()  # (B, n, H, W)
 
 
 @MODELS.register_module()
@@ -113,7 +32,7 @@ class RIAD(BaseAnomalyDetector):
     Test: for every k a fixed partition, drawn from
     ``torch.Generator().manual_seed(seed + k)`` and shared by all images, so
     the maps do not depend on the run or the batch; the map is
-    ``score_map.map(reconstruction, input)`` (MSGMS by default, smoothed by
+    ``map_loss.map(reconstruction, input)`` (MSGMS by default, smoothed by
     its mean filter) averaged over the cell sizes.
 
     Cell sizes are given for a ``ref_size`` (256) square image, as in the
@@ -124,23 +43,28 @@ class RIAD(BaseAnomalyDetector):
     ``ref_size=None`` uses the sizes as given, in pixels.
 
     Args:
-        generator: config of the inpainting network (image -> image in
-            [0, 1]); ``RIADUNet`` by default.
+        inpainter: config of the inpainting network (image -> image in
+            [0, 1]); a :class:`UNet` with its defaults (Ronneberger's,
+            64-1024 channels) by default.
         cutout_sizes: cell sizes at ``ref_size``.
         num_masks: number n of disjoint masks (3).
         ref_size: image side the cell sizes refer to, or None.
         loss: training loss; ``CombinedLoss`` of ``L2Loss``, ``SSIMLoss``
             and ``MSGMSLoss`` with weight 1 by default.
-        score_map: loss whose ``map`` is the anomaly map; ``MSGMSLoss`` by
+        map_loss: loss whose ``map`` is the anomaly map; ``MSGMSLoss`` by
             default.
         seed: base seed of the test-time partitions.
         **kwargs: arguments of :class:`BaseAnomalyDetector`.
     """
 
-    def __init__(self, generator: Optional[dict] = None,
+    #: checkpoints saved before the network was named for its role call it
+    #: ``generator``
+    renamed_parts = {'generator.': 'inpainter.'}
+
+    def __init__(self, inpainter: Optional[dict] = None,
                  cutout_sizes: Sequence[int] = (2, 4, 8, 16), num_masks: int = 3,
                  ref_size: Optional[int] = 256, loss: Optional[dict] = None,
-                 score_map: Optional[dict] = None, seed: int = 0, **kwargs):
+                 map_loss: Optional[dict] = None, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.cutout_sizes = tuple(int(s) for s in cutout_sizes)
         if not self.cutout_sizes or min(self.cutout_sizes) < 1:
@@ -152,10 +76,10 @@ class RIAD(BaseAnomalyDetector):
         self.num_masks = int(num_masks)
         self.ref_size = ref_size
         self.seed = int(seed)
-        self.generator = MODELS.build(generator or dict(type='RIADUNet'))
+        self.inpainter = MODELS.build(inpainter or dict(type='UNet'))
         self.loss_fn = MODELS.build(loss or dict(type='CombinedLoss', losses=[
             dict(type='L2Loss'), dict(type='SSIMLoss'), dict(type='MSGMSLoss')]))
-        self.score_fn = MODELS.build(score_map or dict(type='MSGMSLoss'))
+        self.map_loss = MODELS.build(map_loss or dict(type='MSGMSLoss'))
 
     def cell_size(self, size: int, hw: Tuple[int, int]) -> Tuple[int, int]:
         """(rows, cols) in pixels of cell size ``size`` on an ``hw`` image."""
@@ -205,7 +129,7 @@ class RIAD(BaseAnomalyDetector):
         masks = masks.expand(b, -1, -1, -1)  # (B, n, H, W)
         n = masks.shape[1]
         hidden = inputs[:, None] * (1 - masks[:, :, None])  # (B, n, 3, H, W)
-        recon = self.generator(hidden.reshape(b * n, c, h, w)).view(b, n, -1, h, w)
+        recon = self.inpainter(hidden.reshape(b * n, c, h, w)).view(b, n, -1, h, w)
         return (recon * masks[:, :, None]).sum(1)  # (B, 3, H, W)
 
     def loss(self, inputs, data_samples=None) -> Dict[str, torch.Tensor]:
@@ -231,6 +155,6 @@ class RIAD(BaseAnomalyDetector):
     def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:
         target = self.data_preprocessor.denormalize(inputs)  # (B, 3, H, W)
         hw = tuple(int(v) for v in inputs.shape[-2:])
-        maps = [self.score_fn.map(self.inpaint(inputs, self.test_masks(hw, s, inputs.device)),
+        maps = [self.map_loss.map(self.inpaint(inputs, self.test_masks(hw, s, inputs.device)),
                                   target) for s in self.cutout_sizes]  # each (B, 1, H, W)
         return torch.stack(maps).mean(0)

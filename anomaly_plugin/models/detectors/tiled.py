@@ -1,5 +1,5 @@
 """Any detector applied to overlapping tiles of high-resolution images."""
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from mmengine.model import BaseModel
@@ -25,9 +25,9 @@ class TiledDetector(BaseAnomalyDetector):
     map, e.g. its maximum, not from per-tile scores).
 
     The data preprocessor, post-processor and calibration are the wrapped
-    detector's. Detectors with a training step of their own (several
-    optimizers) or with statistics fitted after training
-    (``fit_normal_statistics``) are not supported.
+    detector's, and so is its fit (``fit_stage``): each training image's
+    tiles are fitted as images. Detectors with a training step of their own
+    (several optimizers) are not supported.
 
     Args:
         detector: config of the wrapped detector.
@@ -45,13 +45,9 @@ class TiledDetector(BaseAnomalyDetector):
             raise ValueError(f'TiledDetector cannot wrap {name}: it trains with a step of its '
                              'own (several optimizers); tile the images with its dataset '
                              'pipeline instead')
-        if callable(getattr(inner, 'fit_normal_statistics', None)):
-            raise ValueError(f'TiledDetector cannot wrap {name}: it fits statistics of whole '
-                             'training images after training (fit_normal_statistics)')
         super().__init__(data_preprocessor=inner.data_preprocessor, init_cfg=init_cfg)
         self.detector = inner
         self.postprocessor = inner.postprocessor  # thresholds, blur and score
-        self.requires_fit = inner.requires_fit
         self.tiler = Tiler(tile_size, tile_size if stride is None else stride)
 
     # -- training -----------------------------------------------------------
@@ -63,28 +59,24 @@ class TiledDetector(BaseAnomalyDetector):
     def loss(self, inputs, data_samples=None) -> Dict[str, torch.Tensor]:
         return self.detector.loss(self.tiler.split(inputs), None)
 
-    # -- fitting (memory-bank detectors, through FitLoop) ---------------------
+    # -- fitting: the wrapped detector's, on tiles ------------------------------
+    @property
+    def fit_stage(self):
+        return self.detector.fit_stage
+
     def fit_reset(self) -> None:
         self.detector.fit_reset()
 
-    @torch.no_grad()
-    def extract(self, inputs: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, T, D, h, w) embeddings of each image's tiles."""
-        emb = self.detector.extract(self.tiler.split(inputs))  # (B*T, D, h, w)
-        return emb.reshape(inputs.shape[0], -1, *emb.shape[1:])
-
-    def fit_update(self, emb: torch.Tensor, indices: torch.Tensor) -> None:
-        """Args:
-            emb: (B, T, D, h, w) from :meth:`extract`.
-            indices: (B,) dataset indices; tile t of sample i is fitted as
-                sample ``i * T + t``.
-        """
-        t = emb.shape[1]
+    def fit_update(self, inputs: torch.Tensor, indices: torch.Tensor) -> None:
+        """Fit the tiles of ``inputs`` (B, 3, H, W): tile t of sample i is
+        fitted as sample ``i * T + t`` of T tiles per image."""
+        tiles = self.tiler.split(inputs)  # (B*T, 3, th, tw)
+        t = tiles.shape[0] // inputs.shape[0]
         tile_idx = indices[:, None] * t + torch.arange(t, device=indices.device)  # (B, T)
-        self.detector.fit_update(emb.flatten(0, 1), tile_idx.flatten())
+        self.detector.fit_update(tiles, tile_idx.flatten())
 
-    def fit_finish(self, progress: bool = True) -> None:
-        self.detector.fit_finish(progress=progress)
+    def fit_finish(self, progress: bool = True) -> Dict[str, List[float]]:
+        return self.detector.fit_finish(progress=progress)
 
     # -- prediction -----------------------------------------------------------
     def forward_maps(self, inputs: torch.Tensor):

@@ -29,7 +29,7 @@ Anomaly maps (``map_type``):
   reports as best.
 
 Image score (``image_score``): ``'elbo'``, the negative ELBO per element
-(mean over the samples), or ``'map'``, the post-processor's ``score``
+(mean over the samples), or ``'map'``, the post-processor's ``reduction``
 (max or mean) of the smoothed map.
 """
 from typing import Callable, Dict, Optional, Tuple
@@ -40,31 +40,10 @@ import torch.nn.functional as F
 from anomaly_plugin.registry import MODELS
 
 from ..losses import gaussian_kl, gaussian_nll
+from ..ops import gradient_attention
 from .base import BaseAnomalyDetector
 
 MAP_TYPES = ('nll', 'gradient_attention', 'gradient', 'combined')
-
-
-def gradient_attention(feats: torch.Tensor, latent: torch.Tensor,
-                       create_graph: bool = False) -> torch.Tensor:
-    """Gradient-based attention of Liu et al. (CVPR 2020).
-
-    Args:
-        feats: (B, F, h, w) feature map A, part of the graph of ``latent``.
-        latent: (B, D) latent vector computed from ``feats``.
-        create_graph: keep the graph of the gradients (to train through it).
-
-    Returns:
-        (B, 1, h, w): mean over i of ``ReLU(sum_k alpha_ik A_k)`` with
-        ``alpha_ik`` the spatial mean of dz_i / dA_k.
-    """
-    total = torch.zeros_like(feats[:, :1])
-    for i in range(latent.shape[1]):  # one backward per latent dimension
-        grad, = torch.autograd.grad(latent[:, i].sum(), feats, retain_graph=True,
-                                    create_graph=create_graph)
-        alpha = grad.mean((2, 3), keepdim=True)  # (B, F, 1, 1)
-        total = total + F.relu((alpha * feats).sum(1, keepdim=True))
-    return total / latent.shape[1]
 
 
 @MODELS.register_module()

@@ -17,7 +17,7 @@ holds both.
 """
 import copy
 import warnings
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -25,28 +25,28 @@ import torch.nn.functional as F
 
 from anomaly_plugin.registry import MODELS
 
-from ..priors import resample_codes
-from .adversarial import AdversarialDetector
+from ..networks import resample_codes
 from .autoencoder import reconstruction_losses
+from .multi_part import MultiPartDetector
 
 
 @MODELS.register_module()
-class VQVAEPrior(AdversarialDetector):
+class VQVAEPrior(MultiPartDetector):
     """VQ-VAE + causal prior; anomaly map from the restored reconstruction.
 
     Test: codes ``c = q(E(x))``, their log-likelihoods ``log p(c_i | c_<i)``
     under the prior; codes below the threshold are resampled in raster order
     (:func:`resample_codes`), the other codes are kept; ``x_r = D(c')``.
 
-    Maps (``map_type``): ``'residual'``, the ``score_map`` loss's per-pixel
+    Maps (``map_type``): ``'residual'``, the ``map_loss`` loss's per-pixel
     map between x and x_r (squared error by default); ``'nll'``, the per-code
     negative log-likelihood upsampled (bilinear) to the input. With
     ``resample=None`` nothing is resampled: the plain VQ-VAE reconstruction.
 
     Threshold: ``threshold`` (a log-likelihood) when given; otherwise the
     ``threshold_quantile`` quantile of the log-likelihoods of the normal
-    training codes, fitted after training by :meth:`fit_normal_statistics`
-    (``CalibrationHook`` calls it) and saved in the checkpoint.
+    training codes, fitted after training by ``NormalFitHook`` and saved in
+    the checkpoint.
 
     Args:
         autoencoder: ``AutoEncoderNet`` config whose neck is a
@@ -54,7 +54,7 @@ class VQVAEPrior(AdversarialDetector):
         prior: config of the prior (``GatedPixelCNN``); its ``num_codes``
             defaults to the codebook size.
         loss: reconstruction loss of stage 1 (``L2Loss``).
-        score_map: loss whose ``map`` is the residual map; defaults to ``loss``.
+        map_loss: loss whose ``map`` is the residual map; defaults to ``loss``.
         vq_epochs: epochs of stage 1; ``train_cfg.max_epochs`` must be larger
             (both scaled alike when the loop trains a small set longer, see
             :meth:`scaled_epochs`).
@@ -69,7 +69,7 @@ class VQVAEPrior(AdversarialDetector):
     MAP_TYPES = ('residual', 'nll')
 
     def __init__(self, autoencoder: Optional[dict] = None, prior: Optional[dict] = None,
-                 loss: Optional[dict] = None, score_map: Optional[dict] = None,
+                 loss: Optional[dict] = None, map_loss: Optional[dict] = None,
                  vq_epochs: int = 1, map_type: str = 'residual',
                  resample: Optional[str] = 'sample', threshold: Optional[float] = None,
                  threshold_quantile: float = 0.01, seed: int = 0, **kwargs):
@@ -87,7 +87,7 @@ class VQVAEPrior(AdversarialDetector):
             raise ValueError(f'VQVAEPrior: the prior models {self.prior.num_codes} codes, the '
                              f'codebook has {quantizer.num_codes}')
         self.loss_fn = MODELS.build(loss or dict(type='L2Loss'))
-        self.score_fn = MODELS.build(score_map) if score_map else self.loss_fn
+        self.map_loss = MODELS.build(map_loss) if map_loss else self.loss_fn
         if vq_epochs < 1:
             raise ValueError(f'VQVAEPrior: vq_epochs must be >= 1, got {vq_epochs}')
         if map_type not in self.MAP_TYPES:
@@ -163,27 +163,32 @@ class VQVAEPrior(AdversarialDetector):
         codes = self.encode_codes(images)
         return codes, self.prior.log_prob(codes)
 
-    @torch.no_grad()
-    def fit_normal_statistics(self, dataloader) -> Dict[str, list]:
-        """Fit the resampling threshold on defect-free images.
+    @property
+    def fit_stage(self):
+        """``'after'`` when the resampling threshold is fitted (no fixed
+        ``threshold``, resampling on, residual map): on the training images
+        after training, by ``NormalFitHook``; otherwise None."""
+        fitted = self.threshold is None and self.resample is not None \
+            and self.map_type != 'nll'
+        return 'after' if fitted else None
 
-        Args:
-            dataloader: batches as the ``data_preprocessor`` takes them (test
-                pipeline, normal images only).
+    def fit_reset(self) -> None:
+        self._code_log_probs = []
+
+    @torch.no_grad()
+    def fit_update(self, inputs: torch.Tensor, indices: torch.Tensor) -> None:
+        _, logp = self.code_log_probs(self.data_preprocessor.denormalize(inputs))
+        self._code_log_probs.append(logp.flatten().double().cpu())
+
+    def fit_finish(self, progress: bool = True) -> Dict[str, List[float]]:
+        """Fit the resampling threshold: the ``threshold_quantile`` of the
+        normal images' code log-likelihoods.
 
         Returns:
-            ``{'code_threshold': [t], 'mean_code_nll': [m]}``; empty (nothing
-            fitted) when ``threshold`` is given or nothing is resampled.
+            ``{'code_threshold': [t], 'mean_code_nll': [m]}``.
         """
-        if self.threshold is not None or self.resample is None or self.map_type == 'nll':
-            return {}
-        values = []
-        for inputs in self.eval_batches(dataloader):
-            _, logp = self.code_log_probs(self.data_preprocessor.denormalize(inputs))
-            values.append(logp.flatten().double().cpu())
-        if not values:
-            raise ValueError('VQVAEPrior.fit_normal_statistics: the data loader gave no images')
-        logp = torch.cat(values).numpy()
+        logp = torch.cat(self._code_log_probs).numpy()
+        del self._code_log_probs
         thr = float(np.quantile(logp, self.threshold_quantile))
         self.code_threshold.fill_(thr)
         self.threshold_fitted.fill_(True)
@@ -195,7 +200,7 @@ class VQVAEPrior(AdversarialDetector):
             return self.threshold
         if not bool(self.threshold_fitted):
             warnings.warn('VQVAEPrior: the resampling threshold is not fitted yet '
-                          '(fit_normal_statistics, run by CalibrationHook after training) '
+                          '(NormalFitHook fits it after training) '
                           'and no model.threshold is set: nothing is resampled',
                           stacklevel=3)
         return float(self.code_threshold)
@@ -228,4 +233,4 @@ class VQVAEPrior(AdversarialDetector):
             _, logp = self.code_log_probs(images)
             return F.interpolate(-logp[:, None], size=images.shape[-2:], mode='bilinear',
                                  align_corners=False)  # (B, 1, H, W)
-        return self.score_fn.map(self.restore(images)['restored'], images)
+        return self.map_loss.map(self.restore(images)['restored'], images)

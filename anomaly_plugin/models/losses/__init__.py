@@ -1,6 +1,6 @@
 from .adversarial import FeatureMatchingLoss, GANLoss, GradientPenalty, gradient_penalty
-from .combined import CombinedLoss
-from .gaussian import gaussian_kl, gaussian_nll
+from .combined import CombinedLoss, reconstruction_losses
+from .gaussian_likelihood import gaussian_kl, gaussian_nll
 from .msgms import MSGMSLoss
 from .pixel_losses import L1Loss, L2Loss
 from .ssim import SSIMLoss, ssim_map
@@ -8,4 +8,4 @@ from .wfd import WFDLoss
 
 __all__ = ['CombinedLoss', 'FeatureMatchingLoss', 'GANLoss', 'GradientPenalty', 'L1Loss', 'L2Loss',
            'MSGMSLoss', 'SSIMLoss', 'WFDLoss', 'gaussian_kl', 'gaussian_nll', 'gradient_penalty',
-           'ssim_map']
+           'reconstruction_losses', 'ssim_map']

@@ -89,3 +89,23 @@ class CombinedLoss(nn.Module):
         """
         maps = [w * loss.map(pred, target) for w, loss in zip(self.map_weights, self.losses)]
         return torch.stack(maps).sum(0)
+
+
+def reconstruction_losses(loss_fn: torch.nn.Module, pred: torch.Tensor,
+                          target: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Loss dict of a reconstruction for MMEngine's ``parse_losses``.
+
+    Args:
+        loss_fn: the training loss.
+        pred: (B, C, H, W) reconstruction in [0, 1].
+        target: (B, C, H, W) clean images in [0, 1].
+
+    Returns:
+        ``{'loss_rec': scalar}``, or for a :class:`CombinedLoss` its weighted
+        terms (``{'loss_l2': .., 'loss_ssim': ..}``) without their sum:
+        MMEngine adds up every key containing ``'loss'``, so the total
+        optimised is the same and each term is logged.
+    """
+    if isinstance(loss_fn, CombinedLoss):
+        return loss_fn.forward_terms(pred, target)
+    return dict(loss_rec=loss_fn(pred, target))

@@ -14,7 +14,7 @@ from mmengine.model import BaseModule
 
 from anomaly_plugin.registry import MODELS
 
-from ..memory.kmeans import assign, kmeans
+from ..statistics.kmeans import assign, kmeans
 
 
 @MODELS.register_module()

@@ -1,5 +1,4 @@
 from anomaly_plugin.models import (
-    AnomalyDataPreprocessor,
     ConvAutoEncoder,
     ConvDecoder,
     ConvEncoder,
@@ -10,8 +9,6 @@ from anomaly_plugin.models import (
 # score = max of the Gaussian-smoothed map. SSIM-AE swaps the loss only.
 model = dict(
     type=ConvAutoEncoder,
-    data_preprocessor=dict(type=AnomalyDataPreprocessor),
     encoder=dict(type=ConvEncoder, channels=(32, 64, 128, 128), latent_channels=32),
     decoder=dict(type=ConvDecoder, latent_channels=32, channels=(128, 128, 64, 32)),
-    loss=dict(type=L2Loss),
-    postprocess=dict(sigma=4.0, score='max'))
+    loss=dict(type=L2Loss))

@@ -1,8 +1,0 @@
-from .bank import DynamicBuffersMixin, KNNMemoryBank
-from .coreset import covering_radius, greedy_coreset, random_projection
-from .gaussian import PatchGaussian
-from .kmeans import kmeans, kmeans_plusplus
-from .knn import knn
-
-__all__ = ['DynamicBuffersMixin', 'KNNMemoryBank', 'PatchGaussian', 'covering_radius',
-           'greedy_coreset', 'kmeans', 'kmeans_plusplus', 'random_projection', 'knn']
