@@ -162,6 +162,7 @@ def tiny_ae_options(data_root, work_dir=None, epochs=2):
         'model.postprocess.sigma': 1.0,
         'train_dataloader.batch_size': 4, 'test_dataloader.batch_size': 4,
         'val_dataloader.batch_size': 4, 'train_cfg.max_epochs': epochs,
+        'train_cfg.min_iters': 0,
         'train_cfg.val_interval': epochs,
         'default_hooks.logger.interval': 1,
     }

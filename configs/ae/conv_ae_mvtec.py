@@ -6,5 +6,5 @@ with read_base():
     from .._base_.models.conv_ae import *
     from .._base_.schedules.adam_epochs import *
 
-# Convolutional autoencoder, L2 loss (model in _base_/models/conv_ae.py).
-train_cfg.update(max_epochs=20, val_interval=20)
+# Convolutional autoencoder, L2 loss (model in _base_/models/conv_ae.py), trained
+# 20 epochs, at least 140 steps (_base_/schedules/adam_epochs.py).

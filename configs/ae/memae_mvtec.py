@@ -27,4 +27,5 @@ model = dict(
     decoder=dict(type=ConvDecoder, latent_channels=32, channels=(128, 128, 64, 32)),
     loss=dict(type=L2Loss))
 
-train_cfg.update(max_epochs=25, val_interval=25)
+# 25 epochs, at least the 175 steps they are on a demo category (7 batches of 16)
+train_cfg.update(max_epochs=25, min_iters=175, val_interval=25)

@@ -29,4 +29,5 @@ model = dict(
                     color_mode='gray', color_range=(10 / 255, 220 / 255)),
     loss=dict(type=L2Loss))
 
-train_cfg.update(max_epochs=30, val_interval=30)
+# 30 epochs, at least the 210 steps they are on a demo category (7 batches of 16)
+train_cfg.update(max_epochs=30, min_iters=210, val_interval=30)

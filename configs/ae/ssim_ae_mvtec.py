@@ -21,4 +21,5 @@ from anomaly_plugin.models import SSIMLoss
 model.update(loss=dict(type=SSIMLoss, window=11, sigma=1.5),
              postprocess=dict(reduction='mean'))
 
-train_cfg.update(max_epochs=30, val_interval=30)
+# 30 epochs, at least the 210 steps they are on a demo category (7 batches of 16)
+train_cfg.update(max_epochs=30, min_iters=210, val_interval=30)

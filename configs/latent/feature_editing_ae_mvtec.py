@@ -33,4 +33,4 @@ model = dict(
                      channels=(128, 128, 64, 32))),
     loss=dict(type=L2Loss))
 
-train_cfg.update(max_epochs=20, val_interval=20)
+# 20 epochs, at least 140 steps (_base_/schedules/adam_epochs.py)

@@ -5,10 +5,10 @@ with read_base():
     from .._base_.default_runtime import *
 
 from mmengine.optim import OptimWrapper
-from mmengine.runner import EpochBasedTrainLoop, TestLoop, ValLoop
+from mmengine.runner import TestLoop, ValLoop
 from torch.optim import Adam
 
-from anomaly_plugin.engine import MultiOptimWrapperConstructor
+from anomaly_plugin.engine import MinItersEpochBasedTrainLoop, MultiOptimWrapperConstructor
 from anomaly_plugin.models import (
     AutoEncoderNet,
     ConvDecoder,
@@ -52,8 +52,11 @@ optim_wrapper = dict(
     autoencoder=dict(type=OptimWrapper, optimizer=dict(type=Adam, lr=1e-3)),
     prior=dict(type=OptimWrapper, optimizer=dict(type=Adam, lr=1e-3)))
 param_scheduler = []
-# 15 VQ-VAE epochs, then 10 prior epochs; validation (on the test split) at the end
-train_cfg = dict(type=EpochBasedTrainLoop, max_epochs=25, val_interval=25)
+# 15 VQ-VAE epochs, then 10 prior epochs, and at least the 175 steps they are on a demo
+# category (7 batches of 16; vq_epochs scales with the epochs); validation (on the test
+# split) at the end
+train_cfg = dict(type=MinItersEpochBasedTrainLoop, max_epochs=25, min_iters=175,
+                 val_interval=25)
 val_cfg = dict(type=ValLoop)
 test_cfg = dict(type=TestLoop)
 # Distributed: each part is wrapped on its own (the prior is unused in the VQ-VAE

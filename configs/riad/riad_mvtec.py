@@ -29,4 +29,5 @@ model = dict(
 
 # each image is inpainted 3 times per step: a smaller batch keeps CPU steps short
 train_dataloader.update(batch_size=8)
-train_cfg.update(max_epochs=30, val_interval=30)
+# 30 epochs, at least the 420 steps they are on a demo category (14 batches of 8)
+train_cfg.update(max_epochs=30, min_iters=420, val_interval=30)

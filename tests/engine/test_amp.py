@@ -24,7 +24,8 @@ def data(tmp_path_factory):
 def _losses(path, extra, data, work, amp):
     opts = {'data_root': data, 'img_size': 32, 'train_dataloader.batch_size': 4,
             'train_dataloader.dataset.holdout_ratio': 0.0,
-            'train_cfg.max_epochs': 1, 'default_hooks.logger.interval': 1,
+            'train_cfg.max_epochs': 1, 'train_cfg.min_iters': 0,
+            'default_hooks.logger.interval': 1,
             'work_dir': str(work), **extra}
     cfg = merge_options(Config.fromfile(str(ROOT / path)), opts)
     disable_validation(cfg)

@@ -28,7 +28,7 @@ def data(tmp_path_factory):
 def _options(data, epochs, **extra):
     return {'data_root': data, 'img_size': 32, 'train_dataloader.batch_size': 4,
             'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': epochs,
-            'default_hooks.logger.interval': 1, **extra}
+            'train_cfg.min_iters': 0, 'default_hooks.logger.interval': 1, **extra}
 
 
 def test_vq_train_test_infer_agree(data, tmp_path):
