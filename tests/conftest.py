@@ -171,6 +171,19 @@ def tiny_ae_options(data_root, work_dir=None, epochs=2):
     return opts
 
 
+def drop_pretrained(node):
+    """Remove every ``Pretrained`` init_cfg in a (nested) model config."""
+    if isinstance(node, dict):
+        init = node.get('init_cfg')
+        if isinstance(init, dict) and init.get('type') == 'Pretrained':
+            node['init_cfg'] = None
+        for value in node.values():
+            drop_pretrained(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            drop_pretrained(value)
+
+
 def options_to_cli(opts):
     """Dict -> ``--cfg-options`` arguments."""
     out = []

@@ -50,7 +50,7 @@ def fit_normal(model, dataloader: Iterable, indices: Optional[torch.Tensor] = No
             before the fit is finished.
 
     Returns:
-        The model's fit statistics (``fit_finish``'s).
+        The model's fit statistics (``fit_finish``'s), also logged.
 
     Raises:
         ValueError: when the data loader gives no images.
@@ -82,6 +82,11 @@ def fit_normal(model, dataloader: Iterable, indices: Optional[torch.Tensor] = No
             raise ValueError(f'{type(model).__name__}: the data loader gave no images to fit on')
         print_log(f'{type(model).__name__}: fitting on the {pos} images of the pass',
                   logger='current', level=logging.INFO)
-        return model.fit_finish(progress=progress)
+        stats = model.fit_finish(progress=progress)
+        if stats:
+            print_log('Normal-image statistics: ' + ', '.join(
+                f'{k}={[round(v, 6) for v in vals]}' for k, vals in stats.items()),
+                logger='current')
+        return stats
     finally:
         model.train(was_training)

@@ -11,6 +11,7 @@ from anomaly_plugin.engine.hooks import (
                             AnomalyVisualizationHook,
                             BadFileHook,
                             CalibrationHook,
+                            FrozenPartsHook,
                             NormalFitHook,
                             PlainCheckpointHook,
                             TrainingCheckHook,
@@ -40,10 +41,12 @@ visualize = False
 # Training files that fail only when decoded in full: all reported at the end of
 # the first pass (skip_bad_files=True in a dataset turns the error into a warning).
 # After training: a warning with the numbers when the loss has not fallen or the maps
-# do not find a painted square on held-out normal images (nothing is stopped).
+# do not find a painted square on held-out normal images, and when a frozen part
+# (teacher, feature extractor) changed or differs between ranks (nothing is stopped).
 custom_hooks = [
     dict(type=BadFileHook),
     dict(type=PlainCheckpointHook),
+    dict(type=FrozenPartsHook),
     # models that fit statistics of normal images after training (fit_stage='after')
     dict(type=NormalFitHook),
     calibration,

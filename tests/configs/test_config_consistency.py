@@ -69,13 +69,15 @@ def _image_sizes(node):
             yield from _image_sizes(value)
 
 
-SIZED = [c for c in CONFIGS if '/generative/' in c or c.endswith('feature_editing_gan_mvtec.py')]
+SIZED = [c for c in CONFIGS if '/generative/' in c or '/fastflow/' in c
+         or c.endswith('feature_editing_gan_mvtec.py')]
 
 
 @pytest.mark.parametrize('config', SIZED)
 def test_size_dependent_networks_follow_img_size(config):
-    # the DCGAN / VAE stacks are built for one input size: every image_size in
-    # the model is the config's img_size, and the img_size shortcut moves them all
+    # the DCGAN / VAE stacks and FastFlow's LayerNorms are built for one input size:
+    # every image_size in the model is the config's img_size, and the img_size shortcut
+    # moves them all
     cfg = Config.fromfile(str(ROOT / config))
     sizes = list(_image_sizes(cfg.model))
     assert sizes and set(sizes) == {tuple(cfg.img_size)}, sizes
@@ -95,7 +97,8 @@ def test_every_config_is_trained_and_tested_by_a_detection_test():
     from test_detection import PLAN
     assert sorted(set(CONFIGS) - set(INTEROP)) == sorted(PLAN)
     families = {c.split('/')[1] for c in PLAN}
-    assert {'ae', 'generative', 'latent', 'padim', 'patchcore', 'riad', 'tiling'} <= families
+    assert {'ae', 'generative', 'latent', 'padim', 'patchcore', 'riad', 'tiling', 'stfpm',
+            'reverse_distillation', 'fastflow', 'dfm'} <= families
     assert 'configs/interop/patchcore_boxes_coco.py' in INTEROP
 
 

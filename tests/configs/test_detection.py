@@ -10,7 +10,7 @@ import glob
 import os.path as osp
 
 import pytest
-from conftest import ROOT, make_mvtec
+from conftest import ROOT, drop_pretrained, make_mvtec
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -46,6 +46,10 @@ PLAN = {
     'configs/patchcore/patchcore_wrn50_mvtec.py': 1,
     'configs/tiling/padim_mobilenetv2_tiled_mvtec.py': 1,
     'configs/tiling/patchcore_mobilenetv2_tiled_mvtec.py': 1,
+    'configs/dfm/dfm_mobilenetv2_mvtec.py': 1,
+    'configs/stfpm/stfpm_mobilenetv2_mvtec.py': 10,
+    'configs/reverse_distillation/rd_mobilenetv2_mvtec.py': 20,
+    'configs/fastflow/fastflow_mobilenetv2_mvtec.py': 3,
 }
 
 
@@ -69,17 +73,13 @@ def train_and_test(config, data, work_dir, epochs, schedule=None):
             'train_dataloader.batch_size': 4,
             'test_dataloader.batch_size': 10,
             'work_dir': str(work_dir)}
-    if cfg.train_cfg.get('max_epochs') is not None and cfg.model.type.__name__ not in (
-            'PatchCore', 'PaDiM'):
+    if cfg.train_cfg.get('max_epochs') is not None:
         opts.update({'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': epochs})
         if 'min_iters' in cfg.train_cfg:  # the plan's epochs, not the step floor
             opts['train_cfg.min_iters'] = 0
     opts.update(schedule or {})
-    if 'backbone' in cfg.model and 'backbone' in cfg.model.backbone:
-        opts['model.backbone.backbone.init_cfg'] = None  # no weights in tests
-    if 'detector' in cfg.model and 'backbone' in cfg.model.detector:  # TiledDetector
-        opts['model.detector.backbone.backbone.init_cfg'] = None
     cfg.merge_from_dict(opts)
+    drop_pretrained(cfg.model)  # no weights in tests
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.train_cfg.pop('val_interval', None)
     runner = Runner.from_cfg(cfg)

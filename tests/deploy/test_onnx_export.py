@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, run_tool
+from conftest import ROOT, drop_pretrained, run_tool
 from mmengine.config import Config
 
 import anomaly_plugin  # noqa: F401
@@ -32,6 +32,14 @@ CASES = {
     'vqvae_nll': ('configs/latent/vqvae_prior_mvtec.py', {'map_type': 'nll'}, 64),
     'patchcore': ('configs/patchcore/patchcore_mobilenetv2_mvtec.py', {}, 64),
     'padim': ('configs/padim/padim_mobilenetv2_mvtec.py', {}, 64),
+    # an untrained MobileNetV2's deep stages are nearly constant (1e-9) over inputs; an
+    # untrained ResNet-18's are not
+    'dfm': ('configs/dfm/dfm_mobilenetv2_mvtec.py', {'pool_size': 2, 'backbone': dict(
+        type='FeatureExtractor', pool_size=1,
+        backbone=dict(type='mmpretrain.ResNet', depth=18, out_indices=(2, )))}, 64),
+    'stfpm': ('configs/stfpm/stfpm_mobilenetv2_mvtec.py', {}, 64),
+    'reverse_distillation': ('configs/reverse_distillation/rd_mobilenetv2_mvtec.py', {}, 64),
+    'fastflow': ('configs/fastflow/fastflow_mobilenetv2_mvtec.py', {'image_size': (64, 64)}, 64),
     # 3 x 3 tiles of 32 px, 16 apart: the per-tile maps are stitched inside the graph
     'patchcore_tiled': ('configs/tiling/patchcore_mobilenetv2_tiled_mvtec.py',
                         {'tile_size': 32, 'stride': 16}, 64),
@@ -48,9 +56,7 @@ def build(config, opts, size):
     cfg = Config.fromfile(str(ROOT / config))
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.update(opts)
-    inner = model_cfg.get('detector', model_cfg)  # a TiledDetector's wrapped detector
-    if 'backbone' in inner and 'backbone' in inner.backbone:
-        inner.backbone.backbone.init_cfg = None  # no weights in tests
+    drop_pretrained(model_cfg)  # no weights in tests
     torch.manual_seed(0)
     model = MODELS.build(model_cfg).eval()
     if model.fit_stage == 'instead':  # PatchCore / PaDiM: fit on a few random images

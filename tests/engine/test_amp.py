@@ -12,6 +12,11 @@ from anomaly_plugin.models import MSGMSLoss, SSIMLoss
 CONFIGS = {
     'ssim_ae': ('configs/ae/ssim_ae_mvtec.py', {}),
     'riad': ('configs/riad/riad_mvtec.py', {'model.inpainter.channels': [8, 16, 32, 64, 128]}),
+    # log-determinants and likelihoods in float32 (no weights in tests)
+    'fastflow': ('configs/fastflow/fastflow_mobilenetv2_mvtec.py',
+                 {'model.backbone.backbone.init_cfg': None}),
+    'stfpm': ('configs/stfpm/stfpm_mobilenetv2_mvtec.py',
+              {'model.teacher_student.teacher.backbone.init_cfg': None}),
 }
 
 

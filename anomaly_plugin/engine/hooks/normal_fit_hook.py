@@ -1,7 +1,6 @@
 """Fit statistics of normal images after gradient training."""
 from mmengine.dataset import pseudo_collate
 from mmengine.hooks import Hook
-from mmengine.logging import print_log
 from torch.utils.data import DataLoader
 
 from anomaly_plugin.registry import DATASETS, HOOKS
@@ -41,7 +40,7 @@ class NormalFitHook(Hook):
         loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False,
                             collate_fn=pseudo_collate)
         try:
-            stats = fit_normal(model, loader)
+            fit_normal(model, loader)  # logs the statistics
         except Exception as err:
             path = runner.message_hub.get_info('last_ckpt')
             reason = " ".join(str(err).split())
@@ -52,7 +51,3 @@ class NormalFitHook(Hook):
                                'images failed after training ('
                                + (f'the checkpoint {path} is kept as trained' if path else
                                   'no checkpoint was saved') + f'): {err}') from err
-        if stats:
-            print_log('Normal-image statistics: ' + ', '.join(
-                f'{k}={[round(v, 6) for v in vals]}' for k, vals in stats.items()),
-                logger='current')

@@ -1,4 +1,4 @@
 """Pretrained feature extractors (frozen) and their offline weights."""
-from .feature_extractor import FeatureExtractor
+from .feature_extractor import FeatureExtractor, build_backbone
 
-__all__ = ['FeatureExtractor']
+__all__ = ['FeatureExtractor', 'build_backbone']

@@ -63,10 +63,42 @@ def import_backbone_scope(type_name: str) -> None:
         raise
 
 
-def _build_backbone(cfg: dict) -> nn.Module:
+def truncate_backbone(backbone: nn.Module, drop: bool = False) -> None:
+    """Skip the stages after the last chosen one (never computed).
+
+    mmpretrain's MobileNetV2 (``layers``) and ResNet (``res_layers``) run the
+    stages named in a list; shortening the list stops the forward pass early.
+
+    Args:
+        backbone: the backbone, changed in place.
+        drop: also delete the skipped stages (a network trained from scratch:
+            parameters that never get a gradient stall distributed
+            training); by default they are kept, so pretrained checkpoints
+            stay compatible.
+    """
+    out_indices = getattr(backbone, 'out_indices', None)
+    if not out_indices:
+        return
+    last = max(out_indices)
+    for attr in ('layers', 'res_layers'):
+        names = getattr(backbone, attr, None)
+        if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+            setattr(backbone, attr, names[:last + 1])
+            if drop:
+                for name in names[last + 1:]:
+                    if isinstance(getattr(backbone, name, None), nn.Module):
+                        delattr(backbone, name)
+
+
+def build_backbone(cfg: dict, drop_skipped: bool = False) -> nn.Module:
+    """Build a backbone from a (possibly scoped) config, importing its
+    package first, and skip the stages after its last output (deleting them
+    with ``drop_skipped``, see :func:`truncate_backbone`)."""
     if isinstance(cfg.get('type'), str):
         import_backbone_scope(cfg['type'])
-    return MODELS.build(cfg)
+    backbone = MODELS.build(cfg)
+    truncate_backbone(backbone, drop=drop_skipped)
+    return backbone
 
 
 def _prefixed_pretrained(cfg: dict) -> Optional[Tuple[str, str]]:
@@ -169,8 +201,7 @@ class FeatureExtractor(BaseModule):
         self._fast = None  # plain attribute: not a submodule, not in the state dict
         if upsample not in ('bilinear', 'nearest'):
             raise ValueError(f"upsample must be 'bilinear' or 'nearest', got {upsample!r}")
-        self.backbone = _build_backbone(backbone)
-        self._truncate()
+        self.backbone = build_backbone(backbone)
         self.pool_size = int(pool_size)
         self.upsample = upsample
         self.freeze()
@@ -191,22 +222,6 @@ class FeatureExtractor(BaseModule):
         feats = self.backbone(x)
         feats = (feats,) if isinstance(feats, torch.Tensor) else feats
         return sum(f.shape[1] for f in feats)
-
-    def _truncate(self) -> None:
-        """Skip the stages after the last chosen one (never computed).
-
-        mmpretrain's MobileNetV2 (``layers``) and ResNet (``res_layers``) run
-        the stages named in a list; shortening the list keeps every weight
-        (checkpoints stay compatible) but stops the forward pass early.
-        """
-        out_indices = getattr(self.backbone, 'out_indices', None)
-        if not out_indices:
-            return
-        last = max(out_indices)
-        for attr in ('layers', 'res_layers'):
-            names = getattr(self.backbone, attr, None)
-            if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
-                setattr(self.backbone, attr, names[:last + 1])
 
     def freeze(self) -> None:
         for p in self.backbone.parameters():
@@ -253,13 +268,34 @@ class FeatureExtractor(BaseModule):
         return self._fast(x.contiguous(memory_format=torch.channels_last))
 
     @torch.no_grad()
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def levels(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """The chosen layers' maps, each averaged over its neighbourhood, not
+        resized (teacher features of the feature-level models).
+
+        Args:
+            x: (B, 3, H, W) normalised images.
+
+        Returns:
+            One (B, C_l, h_l, w_l) map per chosen layer, finest first.
+        """
         feats = self._run_backbone(x)
         if isinstance(feats, torch.Tensor):
             feats = (feats,)
         if self.pool_size > 1:
             p = self.pool_size
             feats = [F.avg_pool2d(f, p, 1, p // 2) for f in feats]
+        return list(feats)
+
+    @torch.no_grad()
+    def level_channels(self) -> List[int]:
+        """Channels of each chosen layer (one small dry run)."""
+        probe = next(self.backbone.parameters())
+        x = torch.zeros(1, 3, 64, 64, dtype=probe.dtype, device=probe.device)
+        return [f.shape[1] for f in self.levels(x)]
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.levels(x)
         size = feats[0].shape[-2:]
         align = False if self.upsample == 'bilinear' else None
         feats = [f if f.shape[-2:] == size else

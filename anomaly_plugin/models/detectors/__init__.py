@@ -1,6 +1,8 @@
 from .anogan import AnoGAN, FAnoGAN
 from .autoencoder import ConvAutoEncoder
 from .base import BaseAnomalyDetector
+from .dfm import DFM
+from .fastflow import FastFlow
 from .fcae import FeatureClusteringAE
 from .feature_editing import FeatureEditingAE
 from .fitted import FittedDetector
@@ -10,13 +12,16 @@ from .mscdae import MultiScalePyramidAE
 from .multi_part import MultiPartDetector
 from .padim import PaDiM
 from .patchcore import PatchCore
+from .reverse_distillation import ReverseDistillation
 from .riad import RIAD
 from .skip_ae import SkipAutoEncoder
+from .stfpm import STFPM
 from .tiled import TiledDetector
 from .vae import VAE
 from .vqvae import VQVAEPrior
 
-__all__ = ['AnoGAN', 'BaseAnomalyDetector', 'ConvAutoEncoder', 'FAnoGAN', 'FeatureClusteringAE',
-           'FeatureEditingAE', 'FittedDetector', 'GANomaly', 'MemAE', 'MultiPartDetector',
-           'MultiScalePyramidAE', 'PaDiM', 'PatchCore', 'RIAD', 'SkipAutoEncoder', 'SkipGANomaly',
-           'TiledDetector', 'VAE', 'VQVAEPrior']
+__all__ = ['AnoGAN', 'BaseAnomalyDetector', 'ConvAutoEncoder', 'DFM', 'FAnoGAN', 'FastFlow',
+           'FeatureClusteringAE', 'FeatureEditingAE', 'FittedDetector', 'GANomaly', 'MemAE',
+           'MultiPartDetector', 'MultiScalePyramidAE', 'PaDiM', 'PatchCore', 'RIAD',
+           'ReverseDistillation', 'STFPM', 'SkipAutoEncoder', 'SkipGANomaly', 'TiledDetector',
+           'VAE', 'VQVAEPrior']

@@ -1,0 +1,79 @@
+"""The feature-level configs (STFPM, Reverse Distillation, FastFlow, DFM) as shipped,
+through the tools as a user runs them; resume of the trained ones is exact."""
+import pytest
+import torch
+from conftest import (
+    assert_test_and_infer_agree,
+    make_mvtec,
+    options_to_cli,
+    run_tool,
+    training_runner,
+)
+
+from anomaly_plugin.engine import safe_load
+
+#: config, the prefix of its pretrained backbone (no weights in tests: nothing may download)
+CONFIGS = {
+    'stfpm': ('configs/stfpm/stfpm_mobilenetv2_mvtec.py', 'model.teacher_student.teacher'),
+    'rd': ('configs/reverse_distillation/rd_mobilenetv2_mvtec.py', 'model.teacher'),
+    'fastflow': ('configs/fastflow/fastflow_mobilenetv2_mvtec.py', 'model.backbone'),
+    'dfm': ('configs/dfm/dfm_mobilenetv2_mvtec.py', 'model.backbone'),
+}
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    return make_mvtec(tmp_path_factory.mktemp('featlevel') / 'cat', size=64, n_train=9,
+                      n_good=2, n_bad=2)
+
+
+def _options(name, epochs=1):
+    config, prefix = CONFIGS[name]
+    opts = {f'{prefix}.backbone.init_cfg': None, 'train_dataloader.batch_size': 4,
+            'default_hooks.logger.interval': 1}
+    if name != 'dfm':  # DFM: fitted in one pass, at its own 256x256 (a stride-32 map pooled 4x4)
+        opts['img_size'] = 64
+        opts.update({'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': epochs,
+                     'train_cfg.min_iters': 0})
+    return opts
+
+
+@pytest.mark.parametrize('name', sorted(CONFIGS))
+def test_train_test_infer_agree(name, data, tmp_path):
+    config = CONFIGS[name][0]
+    work = tmp_path / 'work'
+    cli = ['--cfg-options', *options_to_cli(_options(name))]
+    out = run_tool(['tools/train.py', config, '--data-root', data, '--work-dir', str(work),
+                    *cli])
+    ckpt = str(work / 'epoch_1.pth')
+    state = safe_load(ckpt)['state_dict']
+    assert torch.isfinite(state['postprocessor.image_threshold'])  # calibrated
+    if name == 'dfm':
+        assert 'pca_components' in out
+    else:
+        assert 'loss' in out and 'image/AUROC' in out  # trained, validated once
+    rows = assert_test_and_infer_agree(config, ckpt, data, tmp_path, cli, 4)
+    assert {r['decision'] for r in rows} <= {'OK', 'NG'}
+
+
+@pytest.mark.parametrize('name', ['stfpm', 'fastflow'])
+def test_resume_is_exact(name, data, tmp_path):
+    config = CONFIGS[name][0]
+
+    def runner(work, epochs, resume_from=None):
+        opts = {**_options(name, epochs), 'data_root': data, 'work_dir': str(work),
+                'default_hooks.checkpoint.max_keep_ckpts': -1}
+        return training_runner(config, opts, resume_from)
+
+    straight = runner(tmp_path / 'a', 2)
+    straight.train()
+    resumed = runner(tmp_path / 'b', 2, resume_from=tmp_path / 'a' / 'epoch_1.pth')
+    resumed.train()
+    a = safe_load(str(tmp_path / 'a' / 'epoch_2.pth'))
+    b = safe_load(str(tmp_path / 'b' / 'epoch_2.pth'))
+    assert a['state_dict'].keys() == b['state_dict'].keys()
+    for k, v in a['state_dict'].items():  # thresholds: NaN in both (no calibration)
+        torch.testing.assert_close(v, b['state_dict'][k], rtol=0, atol=0, equal_nan=True,
+                                   msg=k)
+    first = safe_load(str(tmp_path / 'a' / 'epoch_1.pth'))['state_dict']
+    assert any(not torch.equal(v, first[k]) for k, v in a['state_dict'].items())  # it trained
