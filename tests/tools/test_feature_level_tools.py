@@ -1,5 +1,5 @@
-"""The feature-level configs (STFPM, Reverse Distillation, FastFlow, DFM) as shipped,
-through the tools as a user runs them; resume of the trained ones is exact."""
+"""The feature-level configs (STFPM, Reverse Distillation, FastFlow, CFLOW-AD, DFM) as
+shipped, through the tools as a user runs them; resume of the trained ones is exact."""
 import pytest
 import torch
 from conftest import (
@@ -17,6 +17,7 @@ CONFIGS = {
     'stfpm': ('configs/stfpm/stfpm_mobilenetv2_mvtec.py', 'model.teacher_student.teacher'),
     'rd': ('configs/reverse_distillation/rd_mobilenetv2_mvtec.py', 'model.teacher'),
     'fastflow': ('configs/fastflow/fastflow_mobilenetv2_mvtec.py', 'model.backbone'),
+    'cflow': ('configs/cflow/cflow_mobilenetv2_mvtec.py', 'model.backbone'),
     'dfm': ('configs/dfm/dfm_mobilenetv2_mvtec.py', 'model.backbone'),
 }
 
@@ -56,7 +57,7 @@ def test_train_test_infer_agree(name, data, tmp_path):
     assert {r['decision'] for r in rows} <= {'OK', 'NG'}
 
 
-@pytest.mark.parametrize('name', ['stfpm', 'fastflow'])
+@pytest.mark.parametrize('name', ['stfpm', 'fastflow', 'cflow'])
 def test_resume_is_exact(name, data, tmp_path):
     config = CONFIGS[name][0]
 

@@ -1,6 +1,7 @@
 from .anogan import AnoGAN, FAnoGAN
 from .autoencoder import ConvAutoEncoder
 from .base import BaseAnomalyDetector
+from .cflow import CFlow
 from .dfm import DFM
 from .fastflow import FastFlow
 from .fcae import FeatureClusteringAE
@@ -20,8 +21,8 @@ from .tiled import TiledDetector
 from .vae import VAE
 from .vqvae import VQVAEPrior
 
-__all__ = ['AnoGAN', 'BaseAnomalyDetector', 'ConvAutoEncoder', 'DFM', 'FAnoGAN', 'FastFlow',
-           'FeatureClusteringAE', 'FeatureEditingAE', 'FittedDetector', 'GANomaly', 'MemAE',
-           'MultiPartDetector', 'MultiScalePyramidAE', 'PaDiM', 'PatchCore', 'RIAD',
+__all__ = ['AnoGAN', 'BaseAnomalyDetector', 'CFlow', 'ConvAutoEncoder', 'DFM', 'FAnoGAN',
+           'FastFlow', 'FeatureClusteringAE', 'FeatureEditingAE', 'FittedDetector', 'GANomaly',
+           'MemAE', 'MultiPartDetector', 'MultiScalePyramidAE', 'PaDiM', 'PatchCore', 'RIAD',
            'ReverseDistillation', 'STFPM', 'SkipAutoEncoder', 'SkipGANomaly', 'TiledDetector',
            'VAE', 'VQVAEPrior']

@@ -7,7 +7,14 @@ from .blocks import act_layer, conv_norm_act, norm_layer
 from .dcgan import DCGANDiscriminator, DCGANEncoder, DCGANGenerator, dcgan_init
 from .decoders import ConvDecoder, MultiScaleFusionDecoder
 from .encoders import ConvEncoder, MultiScaleConvEncoder
-from .flows import AffineCouplingBlock, FlowStack, coupling_subnet, flow_nll, mean_log_likelihood
+from .flows import (
+                    AffineCouplingBlock,
+                    FlowStack,
+                    PositionalEncoding2D,
+                    coupling_subnet,
+                    flow_nll,
+                    mean_log_likelihood,
+)
 from .ganomaly import EncoderDecoderEncoder
 from .pixelcnn import GatedMaskedLayer, GatedPixelCNN, resample_codes
 from .teacher_student import OneClassBottleneck, ReverseDecoder, TeacherStudent
@@ -17,6 +24,7 @@ from .vae import VAEDecoder, VAEEncoder
 __all__ = ['AffineCouplingBlock', 'AutoEncoderNet', 'ConvDecoder', 'ConvEncoder',
            'DCGANDiscriminator', 'DCGANEncoder', 'DCGANGenerator', 'EncoderDecoderEncoder',
            'FlowStack', 'GatedMaskedLayer', 'GatedPixelCNN', 'MultiScaleConvEncoder',
-           'MultiScaleFusionDecoder', 'OneClassBottleneck', 'ReverseDecoder', 'TeacherStudent',
-           'UNet', 'VAEDecoder', 'VAEEncoder', 'act_layer', 'conv_norm_act', 'coupling_subnet',
-           'dcgan_init', 'flow_nll', 'mean_log_likelihood', 'norm_layer', 'resample_codes']
+           'MultiScaleFusionDecoder', 'OneClassBottleneck', 'PositionalEncoding2D',
+           'ReverseDecoder', 'TeacherStudent', 'UNet', 'VAEDecoder', 'VAEEncoder', 'act_layer',
+           'conv_norm_act', 'coupling_subnet', 'dcgan_init', 'flow_nll', 'mean_log_likelihood',
+           'norm_layer', 'resample_codes']

@@ -5,6 +5,7 @@ closed form and returns its exact log-determinant, both tested against a
 direct computation (inverse, autograd Jacobian). Feature maps are
 (B, C, H, W); vectors go in as (N, C, 1, 1) with 1x1 sub-networks.
 """
+import math
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -177,3 +178,39 @@ def mean_log_likelihood(z: torch.Tensor) -> torch.Tensor:
     channels, without the constant: (B, C, H, W) -> (B, 1, H, W), ``-0.5 *
     mean_c z^2`` (FastFlow's and CFLOW-AD's map before the exponential)."""
     return -0.5 * z.pow(2).mean(1, keepdim=True)
+
+
+@MODELS.register_module()
+class PositionalEncoding2D(nn.Module):
+    """Sinusoidal 2-D positional encoding (CFLOW-AD's condition).
+
+    Half of the channels encode the column, half the row, each as
+    ``sin(pos * w_k), cos(pos * w_k)`` with ``w_k = 10000^(-2k / (D/2))``
+    (the Transformer encoding per axis).
+
+    Args:
+        channels: D, divisible by 4.
+    """
+
+    def __init__(self, channels: int = 128):
+        super().__init__()
+        if channels % 4:
+            raise ValueError(f'channels must be divisible by 4, got {channels}')
+        self.channels = int(channels)
+
+    def forward(self, height: int, width: int, device=None) -> torch.Tensor:
+        """Returns:
+            (D, height, width): channels ``[0, D/2)`` vary along the columns,
+            ``[D/2, D)`` along the rows.
+        """
+        half = self.channels // 2
+        freq = torch.exp(torch.arange(0, half, 2, dtype=torch.float32, device=device)
+                         * (-math.log(10000.0) / half))  # (D/4,)
+        xs = torch.arange(width, dtype=torch.float32, device=device)[:, None] * freq  # (W, D/4)
+        ys = torch.arange(height, dtype=torch.float32, device=device)[:, None] * freq  # (H, D/4)
+        pe = torch.empty(self.channels, height, width, device=device)
+        pe[0:half:2] = torch.sin(xs).t()[:, None, :].expand(-1, height, -1)
+        pe[1:half:2] = torch.cos(xs).t()[:, None, :].expand(-1, height, -1)
+        pe[half::2] = torch.sin(ys).t()[:, :, None].expand(-1, -1, width)
+        pe[half + 1::2] = torch.cos(ys).t()[:, :, None].expand(-1, -1, width)
+        return pe

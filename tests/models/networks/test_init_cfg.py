@@ -83,7 +83,7 @@ NETWORKS = {
 #: (models/statistics/* are fitted stores; the detectors are BaseModels already)
 WEIGHTLESS_PACKAGES = ('anomaly_plugin.models.losses', 'anomaly_plugin.models.statistics',
                        'anomaly_plugin.models.data_preprocessors')
-WEIGHTLESS = {'StainNoise', 'PixelNoise'}
+WEIGHTLESS = {'StainNoise', 'PixelNoise', 'PositionalEncoding2D'}
 
 CONV = (nn.Conv2d, nn.ConvTranspose2d)
 
