@@ -11,12 +11,17 @@ from .losses import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
 from .networks import *  # noqa: F401,F403
 from .ops import (
+                  NEIGHBOUR_DIRECTIONS,
+                  crop_patches,
                   gaussian_blur,
                   gaussian_pyramid,
                   gradient_attention,
+                  jitter_pairs,
                   partition_masks,
+                  position_pairs,
                   pyr_down,
                   random_patches,
+                  spread_patch_scores,
 )
 from .postprocess import AnomalyPostProcessor
 from .statistics import *  # noqa: F401,F403

@@ -146,3 +146,111 @@ def gradient_attention(feats: torch.Tensor, latent: torch.Tensor,
         alpha = grad.mean((2, 3), keepdim=True)  # (B, F, 1, 1)
         total = total + F.relu((alpha * feats).sum(1, keepdim=True))
     return total / latent.shape[1]
+
+
+#: Patch SVDD's 8 neighbouring directions (dy, dx): the position task's label is the index
+NEIGHBOUR_DIRECTIONS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def _corners(n: int, height: int, width: int, size: int, generator=None) -> torch.Tensor:
+    if size > min(height, width):
+        raise ValueError(f'patches of {size} px do not fit in {height}x{width} images')
+    hi = torch.tensor([height - size + 1, width - size + 1])
+    return (torch.rand(n, 2, generator=generator) * hi).long().clamp_max(hi - 1)  # (n, 2)
+
+
+def _clamp_corners(p: torch.Tensor, height: int, width: int, size: int) -> torch.Tensor:
+    return torch.stack([p[:, 0].clamp(0, height - size), p[:, 1].clamp(0, width - size)], 1)
+
+
+def position_pairs(n: int, height: int, width: int, size: int, generator=None
+                   ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Patch pairs of Patch SVDD's relative-position task.
+
+    The first patch's top-left corner is uniform over the image; the label
+    picks one of :data:`NEIGHBOUR_DIRECTIONS`; along each axis the second
+    patch is ``3K/4`` plus a uniform ``[0, K/4)`` pixels away in that
+    direction (adjacent, with jitter), clipped to the image.
+
+    Args:
+        n: number of pairs.
+        height, width: image size.
+        size: K, the patch side.
+        generator: random generator (None: the global one).
+
+    Returns:
+        ``(p1, p2, labels)``: (n, 2) top-left corners (row, column) and (n,)
+        labels in 0..7.
+    """
+    p1 = _corners(n, height, width, size, generator)
+    labels = torch.randint(0, 8, (n, ), generator=generator)
+    direction = torch.tensor(NEIGHBOUR_DIRECTIONS)[labels]  # (n, 2)
+    jitter = torch.randint(0, max(1, size // 4), (n, 2), generator=generator)
+    p2 = _clamp_corners(p1 + direction * (3 * size // 4 + jitter), height, width, size)
+    return p1, p2, labels
+
+
+def jitter_pairs(n: int, height: int, width: int, size: int, generator=None
+                 ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Patch pairs of Patch SVDD's SVDD' loss: the second patch is the first
+    moved by a non-zero offset of at most ``max(1, K/32)`` pixels per axis,
+    clipped to the image.
+
+    Returns:
+        ``(p1, p2)``: (n, 2) top-left corners (row, column).
+    """
+    p1 = _corners(n, height, width, size, generator)
+    j = max(1, size // 32)
+    offsets = torch.tensor([(dy, dx) for dy in range(-j, j + 1) for dx in range(-j, j + 1)
+                            if dy or dx])
+    pick = torch.randint(0, len(offsets), (n, ), generator=generator)
+    return p1, _clamp_corners(p1 + offsets[pick], height, width, size)
+
+
+def crop_patches(images: torch.Tensor, batch_index: torch.Tensor, corners: torch.Tensor,
+                 size: int) -> torch.Tensor:
+    """Square crops, gathered in one indexing operation.
+
+    Args:
+        images: (B, C, H, W).
+        batch_index: (n,) which image each crop comes from.
+        corners: (n, 2) top-left corners (row, column).
+        size: K, the crop side.
+
+    Returns:
+        (n, C, K, K) crops.
+    """
+    ar = torch.arange(size, device=images.device)
+    corners = corners.to(images.device)
+    rows = (corners[:, 0:1] + ar)[:, :, None]  # (n, K, 1)
+    cols = (corners[:, 1:2] + ar)[:, None, :]  # (n, 1, K)
+    b = batch_index.to(images.device)[:, None, None]
+    return images.permute(0, 2, 3, 1)[b, rows, cols].permute(0, 3, 1, 2)  # (n, C, K, K)
+
+
+def spread_patch_scores(scores: torch.Tensor, size: int, stride: int,
+                        out_size: Tuple[int, int]) -> torch.Tensor:
+    """Pixel map from patch scores: each pixel gets the mean score of the
+    patches covering it (Patch SVDD's aggregation).
+
+    Args:
+        scores: (B, 1, gh, gw) scores of the K x K patches whose top-left
+            corners are ``stride`` pixels apart.
+        size: K.
+        stride: distance between neighbouring patches.
+        out_size: (H, W) of the image; pixels beyond the last patch (when
+            the grid does not reach the border) take the nearest covered
+            value.
+
+    Returns:
+        (B, 1, H, W) map.
+    """
+    ones = scores.new_ones(1, 1, size, size)
+    total = F.conv_transpose2d(scores, ones, stride=stride)
+    count = F.conv_transpose2d(torch.ones_like(scores), ones, stride=stride)
+    amap = total / count.clamp_min(1)  # (B, 1, (gh-1)*S+K, (gw-1)*S+K)
+    h, w = out_size
+    pad_h, pad_w = max(0, h - amap.shape[-2]), max(0, w - amap.shape[-1])
+    if pad_h or pad_w:
+        amap = F.pad(amap, (0, pad_w, 0, pad_h), mode='replicate')
+    return amap[..., :h, :w]

@@ -38,3 +38,27 @@ def frozen(*modules: nn.Module):
     finally:
         for p, s in zip(params, states):
             p.requires_grad_(s)
+
+
+def step_generator(counter: torch.Tensor, seed: int = 0) -> torch.Generator:
+    """A CPU random generator for one training step, and the step counted.
+
+    Seeded by ``seed``, the step number held in ``counter`` (a 0-dim long
+    buffer of the model, so it is saved with the checkpoint) and the rank:
+    the draws of a step depend only on the saved state, so a resumed run
+    draws exactly what the uninterrupted run drew, and ranks draw
+    differently.
+
+    Args:
+        counter: the model's step counter, incremented in place.
+        seed: base seed.
+
+    Returns:
+        The step's generator.
+    """
+    from mmengine import dist
+    step = int(counter)
+    counter.add_(1)
+    gen = torch.Generator()
+    gen.manual_seed((seed * 1_000_003 + step) * 4099 + dist.get_rank())
+    return gen

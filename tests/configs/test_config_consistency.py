@@ -98,7 +98,7 @@ def test_every_config_is_trained_and_tested_by_a_detection_test():
     assert sorted(set(CONFIGS) - set(INTEROP)) == sorted(PLAN)
     families = {c.split('/')[1] for c in PLAN}
     assert {'ae', 'generative', 'latent', 'padim', 'patchcore', 'riad', 'tiling', 'stfpm',
-            'reverse_distillation', 'fastflow', 'cflow', 'dfm'} <= families
+            'reverse_distillation', 'fastflow', 'cflow', 'dfm', 'patch_svdd'} <= families
     assert 'configs/interop/patchcore_boxes_coco.py' in INTEROP
 
 

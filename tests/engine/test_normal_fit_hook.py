@@ -51,10 +51,14 @@ def data(tmp_path_factory):
                       n_good=2, n_bad=2)
 
 
-def _runner(data, work, fail=False):
-    cfg = merge_options(Config.fromfile(AE_CONFIG), tiny_ae_options(data, work, epochs=1))
+def _runner(data, work, fail=False, validate=False, epochs=1):
+    cfg = merge_options(Config.fromfile(AE_CONFIG), tiny_ae_options(data, work, epochs=epochs))
     cfg.model.type = '_FittedAfterAE'
-    runner = Runner.from_cfg(disable_validation(cfg))
+    if validate:  # on the test split every epoch
+        cfg.train_cfg.val_interval = 1
+    else:
+        disable_validation(cfg)
+    runner = Runner.from_cfg(cfg)
     runner.model.fail = fail
     return runner
 
@@ -94,3 +98,17 @@ def test_models_without_a_later_fit_are_left_alone(data, tmp_path):
     runner.train()  # nothing to fit: no pass, calibration as usual
     assert safe_load(str(tmp_path / 'w' / 'epoch_1.pth'))['meta']['calibration'].startswith(
         'calibrated: ')
+
+
+def test_validation_during_training_scores_a_fitted_model(data, tmp_path):
+    """Each validation is preceded by a fit; the one after the last epoch is not repeated."""
+    runner = _runner(data, tmp_path / 'work', validate=True, epochs=2)
+    runner.train()
+    events = runner.model.events
+    resets = [i for i, e in enumerate(events) if e == 'reset']
+    assert len(resets) == 2  # epoch 1's validation, epoch 2's; not again after training
+    # every validation map follows a fit: none before the first one
+    assert 'map' not in events[:resets[0]]
+    ckpt = safe_load(str(tmp_path / 'work' / 'epoch_2.pth'))
+    assert float(ckpt['state_dict']['fitted_images']) == 9
+    assert ckpt['meta']['calibration'].startswith('calibrated: ')

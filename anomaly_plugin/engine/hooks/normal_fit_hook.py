@@ -21,7 +21,9 @@ class NormalFitHook(Hook):
     :class:`CalibrationHook`, which then writes the fitted model into the
     last checkpoint. If the fit fails, the saved checkpoint is kept as
     trained, its ``meta['calibration']`` says why it is not calibrated, and
-    the error names it. Models with another ``fit_stage`` are left alone.
+    the error names it. Validation during training fits first (once per
+    validation; the fit for the validation that ends training is not
+    repeated after it). Models with another ``fit_stage`` are left alone.
 
     Args:
         batch_size: batch size of the pass.
@@ -32,10 +34,26 @@ class NormalFitHook(Hook):
     def __init__(self, batch_size: int = 8):
         self.batch_size = batch_size
 
+    def before_train(self, runner) -> None:
+        self._training, self._fitted_at = True, None
+
+    def before_val(self, runner) -> None:
+        """Validation during training scores with statistics of the model as it
+        is now (a model fitted after training has none yet)."""
+        if getattr(self, '_training', False) and fit_stage_of(_module(runner)) == 'after':
+            self._fit(runner)
+            self._fitted_at = runner.iter
+
     def after_train(self, runner) -> None:
-        model = _module(runner)
-        if fit_stage_of(model) != 'after':
+        self._training = False
+        if fit_stage_of(_module(runner)) != 'after':
             return
+        if getattr(self, '_fitted_at', None) == runner.iter:
+            return  # fitted for the validation that ended training: nothing changed since
+        self._fit(runner)
+
+    def _fit(self, runner) -> None:
+        model = _module(runner)
         dataset = DATASETS.build(CalibrationHook.train_images_config(runner))
         loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False,
                             collate_fn=pseudo_collate)

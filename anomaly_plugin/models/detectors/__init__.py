@@ -12,6 +12,7 @@ from .memae import MemAE
 from .mscdae import MultiScalePyramidAE
 from .multi_part import MultiPartDetector
 from .padim import PaDiM
+from .patch_svdd import PatchSVDD
 from .patchcore import PatchCore
 from .reverse_distillation import ReverseDistillation
 from .riad import RIAD
@@ -23,6 +24,6 @@ from .vqvae import VQVAEPrior
 
 __all__ = ['AnoGAN', 'BaseAnomalyDetector', 'CFlow', 'ConvAutoEncoder', 'DFM', 'FAnoGAN',
            'FastFlow', 'FeatureClusteringAE', 'FeatureEditingAE', 'FittedDetector', 'GANomaly',
-           'MemAE', 'MultiPartDetector', 'MultiScalePyramidAE', 'PaDiM', 'PatchCore', 'RIAD',
-           'ReverseDistillation', 'STFPM', 'SkipAutoEncoder', 'SkipGANomaly', 'TiledDetector',
-           'VAE', 'VQVAEPrior']
+           'MemAE', 'MultiPartDetector', 'MultiScalePyramidAE', 'PaDiM', 'PatchCore', 'PatchSVDD',
+           'RIAD', 'ReverseDistillation', 'STFPM', 'SkipAutoEncoder', 'SkipGANomaly',
+           'TiledDetector', 'VAE', 'VQVAEPrior']

@@ -9,7 +9,7 @@ from torch import nn
 
 from anomaly_plugin.registry import MODELS
 
-from ..utils import float32_compute
+from ..utils import float32_compute, step_generator
 from .base import BaseAnomalyDetector
 
 
@@ -44,7 +44,8 @@ class CFlow(BaseAnomalyDetector):
         flow: keyword arguments of every level's ``FlowStack`` (channels and
             condition channels are filled in).
         condition_channels: channels of the positional encoding.
-        num_fibers: positions drawn per level and step.
+        num_fibers: positions drawn per level and step (from a generator
+            seeded by the saved step count: resumed training draws the same).
     """
 
     def __init__(self, backbone: dict, flow: Optional[dict] = None,
@@ -54,6 +55,7 @@ class CFlow(BaseAnomalyDetector):
         self.position = MODELS.build(dict(type='PositionalEncoding2D',
                                           channels=condition_channels))
         self.num_fibers = int(num_fibers)
+        self.register_buffer('train_steps', torch.zeros((), dtype=torch.long))
         flow = dict(flow or {})
         flow.setdefault('kernel_sizes', (1, ))
         self.flows = nn.ModuleList(
@@ -79,10 +81,11 @@ class CFlow(BaseAnomalyDetector):
 
     def loss(self, inputs, data_samples=None) -> Dict[str, torch.Tensor]:
         total = 0.0
+        gen = step_generator(self.train_steps)
         for feat, flow in zip(self.backbone.levels(inputs), self.flows):
             e, p = self._vectors(feat)
             if e.shape[0] > self.num_fibers:
-                idx = torch.randperm(e.shape[0], device=e.device)[:self.num_fibers]
+                idx = torch.randperm(e.shape[0], generator=gen)[:self.num_fibers].to(e.device)
                 e, p = e[idx], p[idx]
             z, log_det = flow(e, p)
             total = total - F.logsigmoid(self.log_prob_per_dim(z, log_det)).mean()

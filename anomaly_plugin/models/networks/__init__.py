@@ -16,6 +16,7 @@ from .flows import (
                     mean_log_likelihood,
 )
 from .ganomaly import EncoderDecoderEncoder
+from .patch_svdd import PatchPositionClassifier, PatchSVDDEncoder
 from .pixelcnn import GatedMaskedLayer, GatedPixelCNN, resample_codes
 from .teacher_student import OneClassBottleneck, ReverseDecoder, TeacherStudent
 from .unet import UNet
@@ -24,7 +25,7 @@ from .vae import VAEDecoder, VAEEncoder
 __all__ = ['AffineCouplingBlock', 'AutoEncoderNet', 'ConvDecoder', 'ConvEncoder',
            'DCGANDiscriminator', 'DCGANEncoder', 'DCGANGenerator', 'EncoderDecoderEncoder',
            'FlowStack', 'GatedMaskedLayer', 'GatedPixelCNN', 'MultiScaleConvEncoder',
-           'MultiScaleFusionDecoder', 'OneClassBottleneck', 'PositionalEncoding2D',
-           'ReverseDecoder', 'TeacherStudent', 'UNet', 'VAEDecoder', 'VAEEncoder', 'act_layer',
-           'conv_norm_act', 'coupling_subnet', 'dcgan_init', 'flow_nll', 'mean_log_likelihood',
-           'norm_layer', 'resample_codes']
+           'MultiScaleFusionDecoder', 'OneClassBottleneck', 'PatchPositionClassifier',
+           'PatchSVDDEncoder', 'PositionalEncoding2D', 'ReverseDecoder', 'TeacherStudent', 'UNet',
+           'VAEDecoder', 'VAEEncoder', 'act_layer', 'conv_norm_act', 'coupling_subnet',
+           'dcgan_init', 'flow_nll', 'mean_log_likelihood', 'norm_layer', 'resample_codes']

@@ -74,6 +74,8 @@ NETWORKS = {
     'OneClassBottleneck': dict(type='OneClassBottleneck', in_channels=[4, 8, 16],
                                out_channels=16),
     'ReverseDecoder': dict(type='ReverseDecoder', in_channels=16, out_channels=[4, 8, 16]),
+    'PatchSVDDEncoder': dict(type='PatchSVDDEncoder', dim=8),
+    'PatchPositionClassifier': dict(type='PatchPositionClassifier', dim=8),
     'UNet-skip': dict(type='UNet', channels=[4, 8, 8], down='stride', level_convs=1,
                       act='leaky_relu', up='bilinear', merge_convs=1, skip_first=False,
                       head_convs=1, out_kernel=3),
