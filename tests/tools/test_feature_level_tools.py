@@ -35,6 +35,8 @@ def _options(name, epochs=1):
     opts = {'train_dataloader.batch_size': 4, 'default_hooks.logger.interval': 1}
     if prefix:
         opts[f'{prefix}.backbone.init_cfg'] = None
+    if name == 'patch_svdd':  # fewer patch pairs per step: the test is about the tools
+        opts['model.pairs_per_image'] = 2
     if name != 'dfm':  # DFM: fitted in one pass, at its own 256x256 (a stride-32 map pooled 4x4)
         opts['img_size'] = 64
         opts.update({'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': epochs,
