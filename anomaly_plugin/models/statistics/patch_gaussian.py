@@ -1,11 +1,11 @@
 """Per-position multivariate Gaussian of patch features (PaDiM)."""
 import torch
-from mmengine import dist
 from torch import nn
 
 from anomaly_plugin.registry import MODELS
 
 from .bank import DynamicBuffersMixin
+from .moments import mean_and_covariance, reduce_moments
 
 
 @MODELS.register_module()
@@ -53,16 +53,10 @@ class PatchGaussian(DynamicBuffersMixin, nn.Module):
     @torch.no_grad()
     def finish(self) -> None:
         """Reduce over ranks and compute the mean and inverse covariances."""
-        if dist.get_world_size() > 1:
-            for t in (self._sum, self._outer):
-                dist.all_reduce(t, op='sum')
-            n = torch.tensor(float(self._n), dtype=torch.float64)
-            dist.all_reduce(n, op='sum')
-            self._n = int(n)
+        self._sum, self._outer, self._n = reduce_moments(self._sum, self._outer, self._n)
         if self._n < 2:
             raise ValueError(f'PaDiM needs at least 2 training images, got {self._n}')
-        mean = self._sum / self._n  # (P, D)
-        cov = (self._outer - self._n * mean[:, :, None] * mean[:, None, :]) / (self._n - 1)
+        mean, cov = mean_and_covariance(self._sum, self._outer, self._n)  # (P, D), (P, D, D)
         eye = torch.eye(cov.shape[-1], dtype=cov.dtype)
         inv = torch.linalg.inv(cov + self.eps * eye)  # (P, D, D)
         self.mean = mean.float().to(self.mean.device)

@@ -2,12 +2,12 @@
 from typing import Union
 
 import torch
-from mmengine import dist
 from torch import nn
 
 from anomaly_plugin.registry import MODELS
 
 from .bank import DynamicBuffersMixin
+from .moments import mean_and_covariance, reduce_moments
 
 
 @MODELS.register_module()
@@ -62,16 +62,10 @@ class FeaturePCA(DynamicBuffersMixin, nn.Module):
     @torch.no_grad()
     def finish(self) -> None:
         """Reduce over ranks; keep the mean and the leading components."""
-        if dist.get_world_size() > 1:
-            for t in (self._sum, self._outer):
-                dist.all_reduce(t, op='sum')
-            n = torch.tensor(float(self._n), dtype=torch.float64, device=self._sum.device)
-            dist.all_reduce(n, op='sum')
-            self._n = int(n)
+        self._sum, self._outer, self._n = reduce_moments(self._sum, self._outer, self._n)
         if self._n < 2:
             raise ValueError(f'PCA needs at least 2 training vectors, got {self._n}')
-        mean = self._sum / self._n
-        cov = (self._outer - self._n * torch.outer(mean, mean)) / (self._n - 1)  # (D, D)
+        mean, cov = mean_and_covariance(self._sum, self._outer, self._n)  # (D,), (D, D)
         evals, evecs = torch.linalg.eigh(cov)  # ascending
         evals, evecs = evals.flip(0).clamp_min(0), evecs.flip(1)
         if isinstance(self.n_components, float):
