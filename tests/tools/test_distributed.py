@@ -41,23 +41,36 @@ def test_two_process_train_then_test_equals_one_process(tmp_path):
         assert two[k] == pytest.approx(one[k], abs=1e-9), k
 
 
-@pytest.mark.parametrize('config,key', [
-    ('configs/patchcore/patchcore_mobilenetv2_mvtec.py', 'memory_bank.bank'),
-    ('configs/padim/padim_mobilenetv2_mvtec.py', 'gaussian.inv_cov')])
-def test_two_process_fit_equals_one_process(tmp_path, config, key):
+# DFM: an untrained ResNet-18 (an untrained MobileNetV2's deep stage is nearly constant);
+# its PCA subspace is compared by projectors (components are defined up to sign)
+DFM_OPTIONS = {'model.pool_size': 2, 'model.backbone.backbone.type': 'mmpretrain.ResNet',
+               'model.backbone.backbone.depth': 18, 'model.backbone.backbone.out_indices': [2]}
+
+
+@pytest.mark.parametrize('config,options,keys,subspace', [
+    ('configs/patchcore/patchcore_mobilenetv2_mvtec.py', {}, ['memory_bank.bank'], None),
+    ('configs/padim/padim_mobilenetv2_mvtec.py', {}, ['gaussian.inv_cov'], None),
+    ('configs/dfm/dfm_mobilenetv2_mvtec.py', DFM_OPTIONS, ['pca.mean', 'pca.variances'],
+     'pca.components')])
+def test_two_process_fit_equals_one_process(tmp_path, config, options, keys, subspace):
     # 9 training images: rank 1 gets a padded repeat that the fit must drop
     data = make_mvtec(tmp_path / 'cat', size=64, n_train=9)
     cli = options_to_cli({'data_root': data, 'img_size': 64,
                           'model.backbone.backbone.init_cfg': None,
-                          'train_dataloader.batch_size': 2})
+                          'train_dataloader.batch_size': 2, **options})
     torchrun(['tools/train.py', config, '--work-dir', str(tmp_path / 'w2'),
               '--cfg-options', *cli])
     run(['tools/train.py', config, '--work-dir', str(tmp_path / 'w1'), '--cfg-options', *cli])
     import torch
     two = torch.load(tmp_path / 'w2' / 'epoch_1.pth', weights_only=True)['state_dict']
     one = torch.load(tmp_path / 'w1' / 'epoch_1.pth', weights_only=True)['state_dict']
-    assert two[key].shape == one[key].shape and two[key].numel() > 0
-    torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-5)
+    for key in keys:
+        assert two[key].shape == one[key].shape and two[key].numel() > 0, key
+        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5)
+    if subspace:
+        p1, p2 = one[subspace], two[subspace]
+        assert p1.shape == p2.shape and p1.shape[1] > 1
+        torch.testing.assert_close(p2 @ p2.T, p1 @ p1.T, rtol=0, atol=1e-4)
 
 
 def test_two_process_adversarial_training(tmp_path):
@@ -102,29 +115,3 @@ def test_two_process_feature_level_training(tmp_path, config, prefix):
               '--cfg-options', *cli])
     metrics = json.loads((tmp_path / 't2' / 'metrics.json').read_text())
     assert len(metrics) == 7 and all(0 <= v <= 1 for v in metrics.values())
-
-
-def test_two_process_dfm_statistics_equal_one_process(tmp_path):
-    # 9 training images: rank 1 gets a padded repeat that the fit must drop. An
-    # untrained ResNet-18 (an untrained MobileNetV2's deep stage is nearly constant)
-    data = make_mvtec(tmp_path / 'cat', size=64, n_train=9)
-    config = 'configs/dfm/dfm_mobilenetv2_mvtec.py'
-    cli = options_to_cli({'data_root': data, 'img_size': 64, 'model.pool_size': 2,
-                          'model.backbone.backbone.type': 'mmpretrain.ResNet',
-                          'model.backbone.backbone.depth': 18,
-                          'model.backbone.backbone.out_indices': [2],
-                          'model.backbone.backbone.init_cfg': None,
-                          'train_dataloader.batch_size': 2})
-    torchrun(['tools/train.py', config, '--work-dir', str(tmp_path / 'w2'),
-              '--cfg-options', *cli])
-    run(['tools/train.py', config, '--work-dir', str(tmp_path / 'w1'), '--cfg-options', *cli])
-    import torch
-    two = torch.load(tmp_path / 'w2' / 'epoch_1.pth', weights_only=True)['state_dict']
-    one = torch.load(tmp_path / 'w1' / 'epoch_1.pth', weights_only=True)['state_dict']
-    assert one['pca.components'].shape == two['pca.components'].shape
-    assert one['pca.components'].shape[1] > 1
-    torch.testing.assert_close(two['pca.mean'], one['pca.mean'], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(two['pca.variances'], one['pca.variances'], rtol=1e-4, atol=0)
-    # the subspace (components up to sign): equal projections
-    p1, p2 = one['pca.components'], two['pca.components']
-    torch.testing.assert_close(p2 @ p2.T, p1 @ p1.T, rtol=0, atol=1e-4)

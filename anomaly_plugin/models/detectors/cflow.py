@@ -9,6 +9,7 @@ from torch import nn
 
 from anomaly_plugin.registry import MODELS
 
+from ..networks.flows import flow_nll
 from ..utils import float32_compute, step_generator
 from .base import BaseAnomalyDetector
 
@@ -76,8 +77,7 @@ class CFlow(BaseAnomalyDetector):
     def log_prob_per_dim(z: torch.Tensor, log_det: torch.Tensor) -> torch.Tensor:
         """(N, C, 1, 1) flow outputs and (N,) log-determinants -> (N,) ``log p / C``."""
         c = z.shape[1]
-        logp = -0.5 * z.flatten(1).pow(2).sum(1) - 0.5 * c * math.log(2 * math.pi) + log_det
-        return logp / c
+        return -(flow_nll(z, log_det) + 0.5 * c * math.log(2 * math.pi)) / c
 
     def loss(self, inputs, data_samples=None) -> Dict[str, torch.Tensor]:
         total = 0.0

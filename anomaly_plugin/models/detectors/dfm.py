@@ -64,9 +64,10 @@ class DFM(FittedDetector):
     def forward_maps(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         emb = self.extract(inputs).float()  # (B, C, h, w)
         x = emb.flatten(1)  # (B, C*h*w)
-        residual = self.pca.residual(x).view_as(emb)
+        y = self.pca.transform(x)  # (B, K), projected once for both scores
+        residual = (x - self.pca.inverse_transform(y)).view_as(emb)
         amap = residual.pow(2).sum(1, keepdim=True)  # (B, 1, h, w)
-        score = amap.flatten(1).sum(1) if self.score_type == 'fre' else self.pca.nll(x)
+        score = amap.flatten(1).sum(1) if self.score_type == 'fre' else self.pca.coords_nll(y)
         return amap, score
 
     def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:

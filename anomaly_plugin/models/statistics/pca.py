@@ -101,6 +101,9 @@ class FeaturePCA(DynamicBuffersMixin, nn.Module):
         """(N, D) -> (N,): negative log-likelihood (times 2, without the
         constant) under the Gaussian of the fitted components,
         ``sum_k y_k^2 / var_k + sum_k log var_k``."""
-        y = self.transform(x)
+        return self.coords_nll(self.transform(x))
+
+    def coords_nll(self, y: torch.Tensor) -> torch.Tensor:
+        """:meth:`nll` from coordinates ``y = transform(x)``: (N, K) -> (N,)."""
         var = self.variances.clamp_min(1e-12)
         return (y.pow(2) / var).sum(1) + var.log().sum()
