@@ -54,6 +54,7 @@ PLAN = {
     # need a larger step than the shipped 1e-4 to reach their scale in 15 steps
     'configs/cflow/cflow_mobilenetv2_mvtec.py': (3, {'optim_wrapper.optimizer.lr': 1e-2}),
     'configs/patch_svdd/patch_svdd_mvtec.py': 1,
+    'configs/draem/draem_mvtec.py': 6,
 }
 
 

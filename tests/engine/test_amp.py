@@ -17,6 +17,8 @@ CONFIGS = {
                  {'model.backbone.backbone.init_cfg': None}),
     'stfpm': ('configs/stfpm/stfpm_mobilenetv2_mvtec.py',
               {'model.teacher_student.teacher.backbone.init_cfg': None}),
+    # SSIM and the focal loss's log-probabilities in float32
+    'draem': ('configs/draem/draem_mvtec.py', {'model.score_filter': 5}),
 }
 
 

@@ -2,8 +2,9 @@
 from .formatting import PackAnomalyInputs
 from .loading import LoadAnomalyImage, LoadAnomalyMask
 from .processing import CenterCrop, RandomFlip, RandomRotate90, Resize
+from .synthesis import SynthesizeAnomaly
 
 __all__ = [
     'LoadAnomalyImage', 'LoadAnomalyMask', 'Resize', 'CenterCrop',
-    'RandomFlip', 'RandomRotate90', 'PackAnomalyInputs'
+    'RandomFlip', 'RandomRotate90', 'PackAnomalyInputs', 'SynthesizeAnomaly'
 ]

@@ -21,8 +21,11 @@ class PackAnomalyInputs(BaseTransform):
     The default ``meta_keys`` include the box keys of
     :class:`BoxCropDataset` samples (``crop_box``, ``box``, ``category``,
     ``box_score``, ``box_id``, ``full_shape``); ``img_path`` is then the
-    full image the crop comes from; and ``load_warnings`` (what
-    :class:`LoadAnomalyImage` noticed while reading the file).
+    full image the crop comes from; ``load_warnings`` (what
+    :class:`LoadAnomalyImage` noticed while reading the file); and
+    ``anomaly_kind`` (set by :class:`SynthesizeAnomaly`). A ``clean_img``
+    (the image before :class:`SynthesizeAnomaly`) is packed as the sample's
+    (3, H, W) uint8 ``clean_img``.
 
     Args:
         meta_keys: keys copied into the sample's metainfo (when present).
@@ -34,7 +37,7 @@ class PackAnomalyInputs(BaseTransform):
                                              'defect_type', 'mask_threshold',
                                              'crop_box', 'box', 'category',
                                              'box_score', 'box_id', 'full_shape',
-                                             'load_warnings')):
+                                             'load_warnings', 'anomaly_kind')):
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: dict) -> dict:
@@ -61,6 +64,13 @@ class PackAnomalyInputs(BaseTransform):
                     f'of {results.get("img_path")!r} differ in size; a '
                     'transform changed only one of them')
             sample.set_gt_mask(mask)
+        if 'clean_img' in results:
+            clean = np.asarray(results['clean_img'])
+            if clean.shape != img.shape:
+                raise ValueError(f'clean_img {clean.shape} and image {img.shape} of '
+                                 f'{results.get("img_path")!r} differ in shape')
+            sample.clean_img = torch.from_numpy(
+                np.ascontiguousarray(clean.transpose(2, 0, 1)))  # (3, H, W)
         sample.set_metainfo(
             {k: results[k] for k in self.meta_keys if k in results})
         return dict(inputs=inputs, data_samples=sample)

@@ -42,6 +42,18 @@ class AnomalyDataPreprocessor(ImgDataPreprocessor):
         return (inputs * self.std + self.mean) / 255.0  # (B, 3, H, W)
 
     @staticmethod
+    def batch_clean_images(data_samples) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1]: the samples' ``clean_img`` (the images before
+        :class:`SynthesizeAnomaly`), for models that learn to restore them."""
+        missing = [i for i, s in enumerate(data_samples) if 'clean_img' not in s]
+        if missing:
+            path = data_samples[missing[0]].metainfo.get('img_path')
+            raise KeyError(f"no 'clean_img' on {len(missing)} training sample(s) (first: "
+                           f'{path!r}): the training pipeline needs '
+                           'SynthesizeAnomaly(keep_clean=True) before PackAnomalyInputs')
+        return torch.stack([s.clean_img for s in data_samples]).float() / 255.0
+
+    @staticmethod
     def batch_masks(data_samples, shape=None) -> Optional[torch.Tensor]:
         """(B, H, W) uint8 ground-truth masks of the batch, or None."""
         return stack_masks(data_samples, shape)

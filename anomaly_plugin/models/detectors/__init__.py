@@ -3,6 +3,7 @@ from .autoencoder import ConvAutoEncoder
 from .base import BaseAnomalyDetector
 from .cflow import CFlow
 from .dfm import DFM
+from .draem import DRAEM
 from .fastflow import FastFlow
 from .fcae import FeatureClusteringAE
 from .feature_editing import FeatureEditingAE
@@ -22,7 +23,7 @@ from .tiled import TiledDetector
 from .vae import VAE
 from .vqvae import VQVAEPrior
 
-__all__ = ['AnoGAN', 'BaseAnomalyDetector', 'CFlow', 'ConvAutoEncoder', 'DFM', 'FAnoGAN',
+__all__ = ['AnoGAN', 'BaseAnomalyDetector', 'CFlow', 'ConvAutoEncoder', 'DFM', 'DRAEM', 'FAnoGAN',
            'FastFlow', 'FeatureClusteringAE', 'FeatureEditingAE', 'FittedDetector', 'GANomaly',
            'MemAE', 'MultiPartDetector', 'MultiScalePyramidAE', 'PaDiM', 'PatchCore', 'PatchSVDD',
            'RIAD', 'ReverseDistillation', 'STFPM', 'SkipAutoEncoder', 'SkipGANomaly',
