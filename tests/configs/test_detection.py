@@ -55,6 +55,12 @@ PLAN = {
     'configs/cflow/cflow_mobilenetv2_mvtec.py': (3, {'optim_wrapper.optimizer.lr': 1e-2}),
     'configs/patch_svdd/patch_svdd_mvtec.py': 1,
     'configs/draem/draem_mvtec.py': 6,
+    # SimpleNet's noise is in feature units: an untrained MobileNetV2's features are
+    # about 1000x smaller than its ImageNet ones (std 4e-4 against 0.45), so the noise
+    # hides them; an untrained ResNet-18's are of the pretrained scale
+    'configs/simplenet/simplenet_mobilenetv2_mvtec.py': (5, {
+        'model.noise_std': 0.05, 'model.backbone.backbone.type': 'mmpretrain.ResNet',
+        'model.backbone.backbone.depth': 18, 'model.backbone.backbone.out_indices': [1, 2]}),
 }
 
 

@@ -19,6 +19,8 @@ CONFIGS = {
               {'model.teacher_student.teacher.backbone.init_cfg': None}),
     # SSIM and the focal loss's log-probabilities in float32
     'draem': ('configs/draem/draem_mvtec.py', {'model.score_filter': 5}),
+    'simplenet': ('configs/simplenet/simplenet_mobilenetv2_mvtec.py',
+                  {'model.backbone.backbone.init_cfg': None}),
 }
 
 

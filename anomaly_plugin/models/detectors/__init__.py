@@ -17,6 +17,7 @@ from .patch_svdd import PatchSVDD
 from .patchcore import PatchCore
 from .reverse_distillation import ReverseDistillation
 from .riad import RIAD
+from .simplenet import SimpleNet
 from .skip_ae import SkipAutoEncoder
 from .stfpm import STFPM
 from .tiled import TiledDetector
@@ -26,5 +27,5 @@ from .vqvae import VQVAEPrior
 __all__ = ['AnoGAN', 'BaseAnomalyDetector', 'CFlow', 'ConvAutoEncoder', 'DFM', 'DRAEM', 'FAnoGAN',
            'FastFlow', 'FeatureClusteringAE', 'FeatureEditingAE', 'FittedDetector', 'GANomaly',
            'MemAE', 'MultiPartDetector', 'MultiScalePyramidAE', 'PaDiM', 'PatchCore', 'PatchSVDD',
-           'RIAD', 'ReverseDistillation', 'STFPM', 'SkipAutoEncoder', 'SkipGANomaly',
+           'RIAD', 'ReverseDistillation', 'STFPM', 'SimpleNet', 'SkipAutoEncoder', 'SkipGANomaly',
            'TiledDetector', 'VAE', 'VQVAEPrior']

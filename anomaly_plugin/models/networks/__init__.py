@@ -18,14 +18,15 @@ from .flows import (
 from .ganomaly import EncoderDecoderEncoder
 from .patch_svdd import PatchPositionClassifier, PatchSVDDEncoder
 from .pixelcnn import GatedMaskedLayer, GatedPixelCNN, resample_codes
+from .simplenet import FeatureAdaptor, PatchDiscriminator
 from .teacher_student import OneClassBottleneck, ReverseDecoder, TeacherStudent
 from .unet import UNet
 from .vae import VAEDecoder, VAEEncoder
 
 __all__ = ['AffineCouplingBlock', 'AutoEncoderNet', 'ConvDecoder', 'ConvEncoder',
            'DCGANDiscriminator', 'DCGANEncoder', 'DCGANGenerator', 'EncoderDecoderEncoder',
-           'FlowStack', 'GatedMaskedLayer', 'GatedPixelCNN', 'MultiScaleConvEncoder',
+           'FeatureAdaptor', 'FlowStack', 'GatedMaskedLayer', 'GatedPixelCNN', 'MultiScaleConvEncoder',
            'MultiScaleFusionDecoder', 'OneClassBottleneck', 'PatchPositionClassifier',
-           'PatchSVDDEncoder', 'PositionalEncoding2D', 'ReverseDecoder', 'TeacherStudent', 'UNet',
+           'PatchDiscriminator', 'PatchSVDDEncoder', 'PositionalEncoding2D', 'ReverseDecoder', 'TeacherStudent', 'UNet',
            'VAEDecoder', 'VAEEncoder', 'act_layer', 'conv_norm_act', 'coupling_subnet',
            'dcgan_init', 'flow_nll', 'mean_log_likelihood', 'norm_layer', 'resample_codes']
