@@ -1,10 +1,22 @@
 """Synthetic anomalies for self-supervised training: Perlin-noise shapes,
 offline texture sources and the DRAEM / CutPaste anomaly kinds (the pipeline
 transform is :class:`~anomaly_plugin.datasets.transforms.SynthesizeAnomaly`)."""
-from .anomalies import KINDS, CutPaste, CutPasteScar, PerlinAnomaly, build_anomaly_kind, color_jitter
+from .anomalies import (
+    KINDS,
+    CutPaste,
+    CutPasteScar,
+    PerlinAnomaly,
+    build_anomaly_kind,
+    color_jitter,
+)
 from .perlin import fractal_noise, perlin_mask, perlin_noise
-from .textures import (FolderTexture, ProceduralTexture, SelfTexture, augment_texture,
-                       build_texture_source)
+from .textures import (
+    FolderTexture,
+    ProceduralTexture,
+    SelfTexture,
+    augment_texture,
+    build_texture_source,
+)
 
 __all__ = [
     'KINDS', 'CutPaste', 'CutPasteScar', 'PerlinAnomaly', 'build_anomaly_kind', 'color_jitter',

@@ -25,8 +25,9 @@ from .vae import VAEDecoder, VAEEncoder
 
 __all__ = ['AffineCouplingBlock', 'AutoEncoderNet', 'ConvDecoder', 'ConvEncoder',
            'DCGANDiscriminator', 'DCGANEncoder', 'DCGANGenerator', 'EncoderDecoderEncoder',
-           'FeatureAdaptor', 'FlowStack', 'GatedMaskedLayer', 'GatedPixelCNN', 'MultiScaleConvEncoder',
-           'MultiScaleFusionDecoder', 'OneClassBottleneck', 'PatchPositionClassifier',
-           'PatchDiscriminator', 'PatchSVDDEncoder', 'PositionalEncoding2D', 'ReverseDecoder', 'TeacherStudent', 'UNet',
-           'VAEDecoder', 'VAEEncoder', 'act_layer', 'conv_norm_act', 'coupling_subnet',
-           'dcgan_init', 'flow_nll', 'mean_log_likelihood', 'norm_layer', 'resample_codes']
+           'FeatureAdaptor', 'FlowStack', 'GatedMaskedLayer', 'GatedPixelCNN',
+           'MultiScaleConvEncoder', 'MultiScaleFusionDecoder', 'OneClassBottleneck',
+           'PatchDiscriminator', 'PatchPositionClassifier', 'PatchSVDDEncoder',
+           'PositionalEncoding2D', 'ReverseDecoder', 'TeacherStudent', 'UNet', 'VAEDecoder',
+           'VAEEncoder', 'act_layer', 'conv_norm_act', 'coupling_subnet', 'dcgan_init',
+           'flow_nll', 'mean_log_likelihood', 'norm_layer', 'resample_codes']
