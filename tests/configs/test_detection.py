@@ -55,6 +55,10 @@ PLAN = {
     'configs/cflow/cflow_mobilenetv2_mvtec.py': (3, {'optim_wrapper.optimizer.lr': 1e-2}),
     'configs/patch_svdd/patch_svdd_mvtec.py': 1,
     'configs/draem/draem_mvtec.py': 6,
+    # 64 px images: patches of 32 px (the shipped 64 px patches are for 256 px images)
+    'configs/cutpaste/cutpaste_mobilenetv2_mvtec.py': (5, {
+        'model.patch_size': 32, 'model.stride': 8,
+        'train_dataloader.dataset.pipeline.2.size': 32}),
     # SimpleNet's noise is in feature units: an untrained MobileNetV2's features are
     # about 1000x smaller than its ImageNet ones (std 4e-4 against 0.45), so the noise
     # hides them; an untrained ResNet-18's are of the pretrained scale

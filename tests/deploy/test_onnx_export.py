@@ -44,6 +44,10 @@ CASES = {
     'patch_svdd': ('configs/patch_svdd/patch_svdd_mvtec.py', {}, 64),
     'draem': ('configs/draem/draem_mvtec.py', {'score_filter': 5}, 64),
     'simplenet': ('configs/simplenet/simplenet_mobilenetv2_mvtec.py', {}, 64),
+    # an untrained ResNet-18 (as for DFM): distances that vary over the inputs
+    'cutpaste': ('configs/cutpaste/cutpaste_mobilenetv2_mvtec.py', {
+        'patch_size': 32, 'stride': 16,
+        'backbone': dict(type='mmpretrain.ResNet', depth=18, out_indices=(3, ))}, 64),
     # 3 x 3 tiles of 32 px, 16 apart: the per-tile maps are stitched inside the graph
     'patchcore_tiled': ('configs/tiling/patchcore_mobilenetv2_tiled_mvtec.py',
                         {'tile_size': 32, 'stride': 16}, 64),

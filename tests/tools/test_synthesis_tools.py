@@ -1,4 +1,4 @@
-"""The synthetic-anomaly configs (DRAEM, SimpleNet) as shipped, through the tools as a user
+"""The synthetic-anomaly configs (DRAEM, CutPaste, SimpleNet) as shipped, through the tools as a user
 runs them; resume is exact (the draws are seeded per sample and epoch); a
 2-process run draws every sample's anomaly as a 1-process run does."""
 import json
@@ -19,6 +19,10 @@ from anomaly_plugin.engine import safe_load
 #: config, its own test options (no weights in tests: nothing may download)
 CONFIGS = {
     'draem': ('configs/draem/draem_mvtec.py', {'model.score_filter': 5}),
+    # 32 px images: patches of 16 px
+    'cutpaste': ('configs/cutpaste/cutpaste_mobilenetv2_mvtec.py',
+                 {'model.backbone.init_cfg': None, 'model.patch_size': 16, 'model.stride': 8,
+                  'train_dataloader.dataset.pipeline.2.size': 16}),
     'simplenet': ('configs/simplenet/simplenet_mobilenetv2_mvtec.py',
                   {'model.backbone.backbone.init_cfg': None}),
 }

@@ -1,10 +1,10 @@
 """Synthetic anomalies for self-supervised training: Perlin-noise shapes,
-offline texture sources and the DRAEM / CutPaste anomaly kinds (the pipeline
+offline texture sources and the DRAEM and CutPaste anomaly kinds (the pipeline
 transform is :class:`~anomaly_plugin.datasets.transforms.SynthesizeAnomaly`)."""
 from .anomalies import (
     KINDS,
-    CutPaste,
-    CutPasteScar,
+    CutPasteAnomaly,
+    ScarAnomaly,
     PerlinAnomaly,
     build_anomaly_kind,
     color_jitter,
@@ -19,7 +19,8 @@ from .textures import (
 )
 
 __all__ = [
-    'KINDS', 'CutPaste', 'CutPasteScar', 'PerlinAnomaly', 'build_anomaly_kind', 'color_jitter',
+    'KINDS', 'CutPasteAnomaly', 'PerlinAnomaly', 'ScarAnomaly', 'build_anomaly_kind',
+    'color_jitter',
     'fractal_noise', 'perlin_mask', 'perlin_noise', 'FolderTexture', 'ProceduralTexture',
     'SelfTexture', 'augment_texture', 'build_texture_source'
 ]

@@ -9,7 +9,8 @@ in the mask; nothing outside the region changes).
 
 * :class:`PerlinAnomaly` (DRAEM, Zavrtanik et al. 2021): a thresholded Perlin
   noise region filled with a texture at a random opacity.
-* :class:`CutPaste` and :class:`CutPasteScar` (Li et al. 2021): a rectangle,
+* :class:`CutPasteAnomaly` and :class:`ScarAnomaly` (CutPaste and CutPaste-Scar,
+  Li et al. 2021): a rectangle,
   or a thin rotated scar, cut from the image itself, colour-jittered and
   pasted at another random place.
 """
@@ -107,8 +108,8 @@ class PerlinAnomaly:
         return f'PerlinAnomaly(source={self.source!r}, opacity={self.opacity})'
 
 
-class CutPaste:
-    """CutPaste: a rectangle of the image, colour-jittered, pasted elsewhere.
+class CutPasteAnomaly:
+    """CutPaste's anomaly: a rectangle of the image, colour-jittered, pasted elsewhere.
 
     Area uniform in ``area`` (fraction of the image), aspect ratio (width /
     height) log-uniform in ``aspect``, source and target
@@ -146,32 +147,35 @@ class CutPaste:
         return _finish(image, candidate, region, foreground)
 
     def __repr__(self) -> str:
-        return f'CutPaste(area={self.area}, aspect={self.aspect}, jitter={self.jitter})'
+        return f'CutPasteAnomaly(area={self.area}, aspect={self.aspect}, jitter={self.jitter})'
 
 
-class CutPasteScar:
-    """CutPaste-Scar: a thin rectangle (``width`` x ``length`` px at a 256-px
-    image, scaled with the shorter side: the project's choice for other
-    sizes), colour-jittered, rotated by an angle uniform in ``rotation``
-    degrees and pasted elsewhere (the paper: width 2-16, length 10-25,
-    rotation +-45).
+class ScarAnomaly:
+    """CutPaste-Scar: a thin rectangle (``width`` x ``length`` px at an image
+    whose shorter side is ``ref_size``, scaled with the shorter side for
+    other sizes: the project's choice), colour-jittered, rotated by an angle
+    uniform in ``rotation`` degrees and pasted elsewhere (the paper: width
+    2-16, length 10-25, rotation +-45, at 256 px).
 
     Args:
-        width: (min, max) width in px at a 256-px image.
-        length: (min, max) length in px at a 256-px image.
+        width: (min, max) width in px at ``ref_size``.
+        length: (min, max) length in px at ``ref_size``.
         rotation: (min, max) degrees.
         jitter: colour jitter strength.
+        ref_size: the shorter side at which ``width`` and ``length`` hold.
     """
 
     def __init__(self, width: Sequence[int] = (2, 16), length: Sequence[int] = (10, 25),
-                 rotation: Sequence[float] = (-45, 45), jitter: float = 0.1):
+                 rotation: Sequence[float] = (-45, 45), jitter: float = 0.1,
+                 ref_size: int = 256):
         self.width, self.length = tuple(width), tuple(length)
         self.rotation, self.jitter = tuple(rotation), float(jitter)
+        self.ref_size = int(ref_size)
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator,
                  foreground: Optional[np.ndarray] = None) -> Result:
         h, w = image.shape[:2]
-        s = min(h, w) / 256
+        s = min(h, w) / self.ref_size
         sw = int(np.clip(round(rng.uniform(*self.width) * s), 1, w - 1))
         sl = int(np.clip(round(rng.uniform(*self.length) * s), 1, h - 1))
         sy, sx = int(rng.integers(0, h - sl + 1)), int(rng.integers(0, w - sw + 1))
@@ -197,11 +201,12 @@ class CutPasteScar:
         return _finish(image, candidate, region, foreground)
 
     def __repr__(self) -> str:
-        return (f'CutPasteScar(width={self.width}, length={self.length}, '
+        return (f'ScarAnomaly(width={self.width}, length={self.length}, '
                 f'rotation={self.rotation}, jitter={self.jitter})')
 
 
-KINDS = {'PerlinAnomaly': PerlinAnomaly, 'CutPaste': CutPaste, 'CutPasteScar': CutPasteScar}
+KINDS = {'PerlinAnomaly': PerlinAnomaly, 'CutPasteAnomaly': CutPasteAnomaly,
+         'ScarAnomaly': ScarAnomaly}
 
 
 def build_anomaly_kind(cfg):

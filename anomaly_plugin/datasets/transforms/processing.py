@@ -2,7 +2,9 @@
 
 Each transform changes ``results['img']`` (H, W, 3) and, when present,
 ``results['gt_mask']`` (H, W) the same way, and updates ``img_shape``.
-Random choices use NumPy's global generator, which MMEngine seeds.
+Random choices use NumPy's global generator, which MMEngine seeds, except
+:class:`RandomCrop`, which draws from the sample's own generator (seeded by
+sample and epoch, like :class:`SynthesizeAnomaly`).
 """
 from typing import Sequence, Tuple, Union
 
@@ -11,6 +13,8 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from anomaly_plugin.registry import TRANSFORMS
+
+from .synthesis import sample_rng
 
 _MASK_KEYS = ('gt_mask',)
 _INTERPOLATIONS = {
@@ -108,6 +112,37 @@ class CenterCrop(BaseTransform):
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(size={self.size})'
+
+
+@TRANSFORMS.register_module()
+class RandomCrop(BaseTransform):
+    """Crop a window of ``size`` at a random place of the image and mask.
+
+    The place is drawn from the sample's own generator (seeded by ``seed``,
+    the epoch and ``sample_idx``), so a run draws the same crops whatever
+    its worker / rank layout, and a resumed run the same as an
+    uninterrupted one.
+
+    Args:
+        size: crop size, int or (h, w); must fit in the image.
+        seed: base seed.
+    """
+
+    def __init__(self, size: Union[int, Sequence[int]], seed: int = 0):
+        self.size, self.seed = _pair(size, 'size'), int(seed)
+
+    def transform(self, results: dict) -> dict:
+        h, w = self.size
+        img_h, img_w = results['img'].shape[:2]
+        if h > img_h or w > img_w:
+            raise ValueError(f'RandomCrop size {(h, w)} is larger than the image '
+                             f'{(img_h, img_w)} of {results.get("img_path")!r}')
+        rng = sample_rng(results, self.seed, 'RandomCrop', stream=1)
+        top, left = int(rng.integers(img_h - h + 1)), int(rng.integers(img_w - w + 1))
+        return _apply(results, lambda a: a[top:top + h, left:left + w])
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(size={self.size}, seed={self.seed})'
 
 
 @TRANSFORMS.register_module()

@@ -16,6 +16,23 @@ def current_epoch() -> int:
     return int(hub.get_info('epoch', 0) or 0)
 
 
+def sample_rng(results: dict, seed: int, owner: str, stream: int = 0) -> np.random.Generator:
+    """A sample's own generator, seeded by ``(seed, epoch, sample_idx, stream)``:
+    the same draws whatever the worker / rank layout, other draws each epoch.
+
+    Args:
+        results: the pipeline's dict (``sample_idx`` is set by MMEngine datasets).
+        seed: base seed.
+        owner: the transform's name, for the error message.
+        stream: separates the draws of different transforms of one sample.
+    """
+    idx = results.get('sample_idx')
+    if idx is None:
+        raise KeyError(f"{owner}: no 'sample_idx' for {results.get('img_path')!r}; it "
+                       "needs MMEngine's dataset index to draw reproducibly")
+    return np.random.default_rng([int(seed), current_epoch(), int(idx), int(stream)])
+
+
 @TRANSFORMS.register_module()
 class SynthesizeAnomaly(BaseTransform):
     """Draw a synthetic anomaly on the image and record its exact mask.
@@ -40,7 +57,7 @@ class SynthesizeAnomaly(BaseTransform):
 
     Args:
         kinds: anomaly kinds, dicts with ``type`` ``'PerlinAnomaly'``,
-            ``'CutPaste'``, ``'CutPasteScar'`` (or a class) and its
+            ``'CutPasteAnomaly'``, ``'ScarAnomaly'`` (or a class) and its
             arguments, see :mod:`anomaly_plugin.datasets.synthesis.anomalies`.
         prob: probability that a sample gets an anomaly.
         labels: ``'binary'``: ``gt_label`` 1 when pixels changed, else 0;
@@ -78,12 +95,7 @@ class SynthesizeAnomaly(BaseTransform):
 
     def rng(self, results: dict) -> np.random.Generator:
         """The sample's generator, seeded by ``(seed, epoch, sample_idx)``."""
-        idx = results.get('sample_idx')
-        if idx is None:
-            raise KeyError(f"SynthesizeAnomaly: no 'sample_idx' for "
-                           f"{results.get('img_path')!r}; it needs MMEngine's dataset index "
-                           'to draw reproducibly')
-        return np.random.default_rng([self.seed, current_epoch(), int(idx)])
+        return sample_rng(results, self.seed, 'SynthesizeAnomaly')
 
     def _foreground(self, results: dict, img: np.ndarray) -> Optional[np.ndarray]:
         if self.foreground is None:

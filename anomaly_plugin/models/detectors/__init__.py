@@ -2,6 +2,7 @@ from .anogan import AnoGAN, FAnoGAN
 from .autoencoder import ConvAutoEncoder
 from .base import BaseAnomalyDetector
 from .cflow import CFlow
+from .cutpaste import CutPaste
 from .dfm import DFM
 from .draem import DRAEM
 from .fastflow import FastFlow
@@ -24,7 +25,7 @@ from .tiled import TiledDetector
 from .vae import VAE
 from .vqvae import VQVAEPrior
 
-__all__ = ['AnoGAN', 'BaseAnomalyDetector', 'CFlow', 'ConvAutoEncoder', 'DFM', 'DRAEM', 'FAnoGAN',
+__all__ = ['AnoGAN', 'BaseAnomalyDetector', 'CFlow', 'ConvAutoEncoder', 'CutPaste', 'DFM', 'DRAEM', 'FAnoGAN',
            'FastFlow', 'FeatureClusteringAE', 'FeatureEditingAE', 'FittedDetector', 'GANomaly',
            'MemAE', 'MultiPartDetector', 'MultiScalePyramidAE', 'PaDiM', 'PatchCore', 'PatchSVDD',
            'RIAD', 'ReverseDistillation', 'STFPM', 'SimpleNet', 'SkipAutoEncoder', 'SkipGANomaly',

@@ -55,7 +55,7 @@ class PatchGaussian(DynamicBuffersMixin, nn.Module):
         """Reduce over ranks and compute the mean and inverse covariances."""
         self._sum, self._outer, self._n = reduce_moments(self._sum, self._outer, self._n)
         if self._n < 2:
-            raise ValueError(f'PaDiM needs at least 2 training images, got {self._n}')
+            raise ValueError(f'a Gaussian needs at least 2 training samples, got {self._n}')
         mean, cov = mean_and_covariance(self._sum, self._outer, self._n)  # (P, D), (P, D, D)
         eye = torch.eye(cov.shape[-1], dtype=cov.dtype)
         inv = torch.linalg.inv(cov + self.eps * eye)  # (P, D, D)
@@ -72,7 +72,7 @@ class PatchGaussian(DynamicBuffersMixin, nn.Module):
             (B, 1, h, w) Mahalanobis distances.
         """
         if not self.is_fitted:
-            raise RuntimeError('PaDiM is not fitted: run the fit loop first')
+            raise RuntimeError('the Gaussian is not fitted: run the fit loop first')
         b, d, h, w = emb.shape
         delta = (emb.flatten(2).permute(2, 0, 1) - self.mean[:, None]).contiguous()  # (P, B, D)
         m = torch.bmm(delta, self.inv_cov)  # (P, B, D)

@@ -7,7 +7,7 @@ import torch
 from mmengine.logging import MessageHub
 
 from anomaly_plugin.datasets.synthesis import (
-    CutPaste,
+    CutPasteAnomaly,
     FolderTexture,
     PerlinAnomaly,
     perlin_mask,
@@ -18,8 +18,8 @@ from anomaly_plugin.datasets.transforms import PackAnomalyInputs, SynthesizeAnom
 KINDS = {
     'perlin_procedural': dict(type='PerlinAnomaly'),
     'perlin_self': dict(type='PerlinAnomaly', source='self'),
-    'cutpaste': dict(type='CutPaste'),
-    'scar': dict(type='CutPasteScar'),
+    'cutpaste': dict(type='CutPasteAnomaly'),
+    'scar': dict(type='ScarAnomaly'),
 }
 
 
@@ -73,20 +73,20 @@ def test_opacity_zero_leaves_the_image_unchanged():
 
 
 def test_prob_and_kind_labels():
-    t = SynthesizeAnomaly(kinds=[dict(type='CutPaste'), dict(type='CutPasteScar')],
+    t = SynthesizeAnomaly(kinds=[dict(type='CutPasteAnomaly'), dict(type='ScarAnomaly')],
                           prob=2 / 3, labels='kind')
     labels = [draw(t, i)['gt_label'] for i in range(300)]
     counts = np.bincount(labels, minlength=3)
     assert counts.sum() == 300 and all(70 < c < 130 for c in counts), counts
     kinds = {draw(t, i)['anomaly_kind'] for i in range(30)}
-    assert kinds == {'none', 'CutPaste', 'CutPasteScar'}
+    assert kinds == {'none', 'CutPasteAnomaly', 'ScarAnomaly'}
 
 
 def test_foreground_restriction():
     img = image()
     img[:, :32] = 0  # dark left half: background
-    t = SynthesizeAnomaly(kinds=[dict(type='PerlinAnomaly'), dict(type='CutPaste')], prob=1.0,
-                          foreground=dict(threshold=10))
+    t = SynthesizeAnomaly(kinds=[dict(type='PerlinAnomaly'), dict(type='CutPasteAnomaly')],
+                          prob=1.0, foreground=dict(threshold=10))
     assert sum(draw(t, i, img)['gt_mask'][:, 32:].sum() for i in range(10)) > 0
     for i in range(10):
         assert not draw(t, i, img)['gt_mask'][:, :32].any()
@@ -187,7 +187,7 @@ def test_perlin_noise_and_mask():
 
 def test_cutpaste_patch_comes_from_the_image():
     img = image()
-    out, mask = CutPaste(jitter=0)(img, np.random.default_rng(4))
+    out, mask = CutPasteAnomaly(jitter=0)(img, np.random.default_rng(4))
     ys, xs = np.nonzero(mask)
     assert mask.any() and mask.sum() < 0.2 * mask.size
     patch = out[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
@@ -197,9 +197,9 @@ def test_cutpaste_patch_comes_from_the_image():
 
 
 def test_packed_sample_carries_the_clean_image_and_kind():
-    t = SynthesizeAnomaly(kinds=[dict(type='CutPaste')], prob=1.0, keep_clean=True)
+    t = SynthesizeAnomaly(kinds=[dict(type='CutPasteAnomaly')], prob=1.0, keep_clean=True)
     packed = PackAnomalyInputs()(draw(t, 0))
     s = packed['data_samples']
     assert s.clean_img.shape == packed['inputs'].shape == (3, 64, 64)
-    assert s.anomaly_kind == 'CutPaste' and int(s.gt_label) == 1
+    assert s.anomaly_kind == 'CutPasteAnomaly' and int(s.gt_label) == 1
     assert s.gt_mask.sum() > 0

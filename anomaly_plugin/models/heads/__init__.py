@@ -1,0 +1,4 @@
+"""Heads on top of backbone features."""
+from .projection import ProjectionHead
+
+__all__ = ['ProjectionHead']
