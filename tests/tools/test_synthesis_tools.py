@@ -1,5 +1,5 @@
-"""The synthetic-anomaly configs (DRAEM, CutPaste, SimpleNet) as shipped, through the tools as a user
-runs them; resume is exact (the draws are seeded per sample and epoch); a
+"""The synthetic-anomaly configs (DRAEM, CutPaste, SimpleNet) as shipped, through the
+tools as a user runs them; resume is exact (the draws are seeded per sample and epoch); a
 2-process run draws every sample's anomaly as a 1-process run does."""
 import json
 import socket

@@ -4,8 +4,8 @@ transform is :class:`~anomaly_plugin.datasets.transforms.SynthesizeAnomaly`)."""
 from .anomalies import (
     KINDS,
     CutPasteAnomaly,
-    ScarAnomaly,
     PerlinAnomaly,
+    ScarAnomaly,
     build_anomaly_kind,
     color_jitter,
 )

@@ -25,8 +25,8 @@ from .tiled import TiledDetector
 from .vae import VAE
 from .vqvae import VQVAEPrior
 
-__all__ = ['AnoGAN', 'BaseAnomalyDetector', 'CFlow', 'ConvAutoEncoder', 'CutPaste', 'DFM', 'DRAEM', 'FAnoGAN',
-           'FastFlow', 'FeatureClusteringAE', 'FeatureEditingAE', 'FittedDetector', 'GANomaly',
-           'MemAE', 'MultiPartDetector', 'MultiScalePyramidAE', 'PaDiM', 'PatchCore', 'PatchSVDD',
-           'RIAD', 'ReverseDistillation', 'STFPM', 'SimpleNet', 'SkipAutoEncoder', 'SkipGANomaly',
-           'TiledDetector', 'VAE', 'VQVAEPrior']
+__all__ = ['AnoGAN', 'BaseAnomalyDetector', 'CFlow', 'ConvAutoEncoder', 'CutPaste', 'DFM',
+           'DRAEM', 'FAnoGAN', 'FastFlow', 'FeatureClusteringAE', 'FeatureEditingAE',
+           'FittedDetector', 'GANomaly', 'MemAE', 'MultiPartDetector', 'MultiScalePyramidAE',
+           'PaDiM', 'PatchCore', 'PatchSVDD', 'RIAD', 'ReverseDistillation', 'STFPM',
+           'SimpleNet', 'SkipAutoEncoder', 'SkipGANomaly', 'TiledDetector', 'VAE', 'VQVAEPrior']
