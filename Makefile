@@ -25,7 +25,12 @@ kernel: $(STAMP)
 # two workers with one thread each (pytest-xdist); TEST_WORKERS=0 runs in one process
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) -m "not interop"
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) -m "not interop and not slow"
+
+# the slowest end-to-end checks (tiled detection, CutPaste's and RIAD's detection, the
+# Wide-ResNet PatchCore), kept out of `make test`; CI runs both
+test-slow: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) -m "slow and not interop"
 
 # Optional: mmdet 3.3.0, mmsegmentation 1.2.2 and the compiled mmcv 2.1.0
 # their models need, in this venv (mmcv-lite is replaced). mmcv 2.1.0 is

@@ -102,7 +102,15 @@ def train_and_test(config, data, work_dir, epochs, schedule=None):
     return runner.test()
 
 
-@pytest.mark.parametrize('config', CONFIGS)
+#: the slowest checks: `make test-slow` (and CI) runs them, `make test` leaves them out
+SLOW = {'configs/tiling/patchcore_mobilenetv2_tiled_mvtec.py',
+        'configs/tiling/padim_mobilenetv2_tiled_mvtec.py',
+        'configs/cutpaste/cutpaste_mobilenetv2_mvtec.py', 'configs/riad/riad_mvtec.py',
+        'configs/patchcore/patchcore_wrn50_mvtec.py'}
+
+
+@pytest.mark.parametrize('config', [
+    pytest.param(c, marks=pytest.mark.slow) if c in SLOW else c for c in CONFIGS])
 def test_config_detects_obvious_defects(config, data, tmp_path):
     plan = PLAN[config] if isinstance(PLAN[config], tuple) else (PLAN[config], {})
     metrics = train_and_test(config, data, tmp_path / 'work', *plan)

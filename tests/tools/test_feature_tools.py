@@ -28,6 +28,7 @@ def test_train_test_infer_agree(name, data, tmp_path):
     assert_test_and_infer_agree(config, ckpt, data, tmp_path, ['--cfg-options', NO_WEIGHTS], 6)
 
 
+@pytest.mark.slow
 def test_tiled_patchcore_train_test_infer_agree(data, tmp_path):
     """The tiled config as shipped (3 x 3 tiles of 256 on 512x512 images): the bank
     holds 10 % of the tiles' patches: 5 images x 9 tiles x 32 x 32 = 46,080 -> 4,608."""

@@ -108,3 +108,18 @@ def test_two_process_draws_equal_one_process(tmp_path):
         if epoch == 1:
             first = json.loads((tmp_path / 'one0' / 'rank0.json').read_text())
             assert sum(first[k][1] != v[1] for k, v in single.items()) >= 2
+
+
+def test_synthesis_samples_tool_writes_one_row_per_kind(tmp_path):
+    import cv2
+    import numpy as np
+    img = tmp_path / 'part image.png'  # a space in the name
+    cv2.imwrite(str(img), np.random.default_rng(0).integers(0, 255, (50, 70, 3), np.uint8))
+    tex = tmp_path / 'textures'
+    tex.mkdir()
+    cv2.imwrite(str(tex / 't.png'), np.full((20, 20, 3), 200, np.uint8))
+    out = run_tool(['tools/synthesis_samples.py', str(img), str(tmp_path / 'panel.png'),
+                    '--size', '32', '--samples', '3', '--texture-dir', str(tex)])
+    assert '5 kinds x 3 samples' in out
+    panel = cv2.imread(str(tmp_path / 'panel.png'))
+    assert panel.shape == (5 * 32, 4 * 32, 3)
