@@ -1,0 +1,312 @@
+"""The survey: train and test several shipped configs on one data set, one table.
+
+Each method runs ``tools/train.py`` and ``tools/test.py`` as child processes (one
+method's crash cannot take the survey down, and each shows its own progress);
+its results land in ``<work_dir>/<category>/<method>/result.json``. A survey
+started again skips the methods whose result says ``ok`` and resumes a method
+whose training stopped part-way from its last checkpoint; a method that failed
+is tried again (``retry_failed=False`` keeps its failure). The table rows are
+written as ``survey.csv``, ``survey.json`` and ``survey.md`` in ``work_dir``.
+"""
+import csv
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from collections import deque
+from typing import Dict, List, Optional, Sequence
+
+from anomaly_plugin.evaluation import METRIC_KEYS
+
+#: configs folder name -> family
+FAMILIES = {
+    'ae': 'reconstruction', 'riad': 'reconstruction', 'latent': 'latent',
+    'generative': 'generative', 'patchcore': 'feature embedding',
+    'padim': 'feature embedding', 'tiling': 'tiling', 'stfpm': 'feature level',
+    'reverse_distillation': 'feature level', 'fastflow': 'feature level',
+    'cflow': 'feature level', 'patch_svdd': 'feature level', 'dfm': 'feature level',
+    'draem': 'synthetic anomalies', 'cutpaste': 'synthetic anomalies',
+    'simplenet': 'synthetic anomalies',
+}
+#: one representative per family that trains in minutes on a CPU
+DEFAULT_METHODS = ('padim_mobilenetv2', 'ssim_ae', 'feature_editing_ae', 'ganomaly',
+                   'stfpm_mobilenetv2', 'draem')
+#: the columns of survey.csv, in order
+COLUMNS = ('category', 'method', 'family', 'status', *METRIC_KEYS, 'train_s',
+           'test_images_per_s', 'peak_rss_mb', 'parameters', 'image_threshold',
+           'ng_rate_normal', 'config', 'error')
+
+# runs a tool in this interpreter and records the process's peak memory at exit
+_RUNNER = ('import json, resource, runpy, sys\n'
+           'out, tool = sys.argv[1], sys.argv[2]\n'
+           'sys.argv = sys.argv[2:]\n'
+           'try:\n'
+           '    runpy.run_path(tool, run_name="__main__")\n'
+           'finally:\n'
+           '    with open(out, "w") as f:\n'
+           '        json.dump({"peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF)'
+           '.ru_maxrss}, f)\n')
+
+
+def tools_root() -> str:
+    """The folder holding ``configs/`` and ``tools/``: the repository, or an
+    installed package's ``.mim``."""
+    pkg = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    for root in (osp.dirname(pkg), osp.join(pkg, '.mim')):
+        if osp.isfile(osp.join(root, 'tools', 'train.py')) and osp.isdir(
+                osp.join(root, 'configs')):
+            return root
+    raise FileNotFoundError(f'no configs/ and tools/ beside or inside {pkg}')
+
+
+def shipped_methods() -> Dict[str, dict]:
+    """Every shipped ``configs/<family>/<name>_mvtec.py``: method name -> family, config."""
+    root = tools_root()
+    out = {}
+    for path in sorted(glob.glob(osp.join(root, 'configs', '*', '*_mvtec.py'))):
+        folder = osp.basename(osp.dirname(path))
+        if folder not in FAMILIES:
+            continue
+        name = osp.basename(path)[:-len('_mvtec.py')]
+        out[name] = dict(family=FAMILIES[folder], config=path)
+    return out
+
+
+def select_methods(methods: Optional[Sequence[str]] = None,
+                   families: Optional[Sequence[str]] = None,
+                   run_all: bool = False) -> List[str]:
+    """Method names from names, families or all; the default set otherwise.
+
+    Raises:
+        ValueError: an unknown method or family (the message lists the known ones).
+    """
+    known = shipped_methods()
+    if run_all:
+        return list(known)
+    if methods:
+        unknown = [m for m in methods if m not in known and not _is_config_file(m)]
+        if unknown:
+            raise ValueError(f'unknown method(s) {unknown}; shipped: {sorted(known)}')
+        return list(methods)
+    if families:
+        names = sorted(set(FAMILIES.values()))
+        unknown = [f for f in families if f not in names]
+        if unknown:
+            raise ValueError(f'unknown famil(y/ies) {unknown}; known: {names}')
+        return [m for m, v in known.items() if v['family'] in families]
+    return [m for m in DEFAULT_METHODS if m in known]
+
+
+def _is_config_file(method: str) -> bool:
+    return method.endswith('.py') and osp.isfile(method)
+
+
+def method_info(method: str) -> dict:
+    """Family and config of a shipped method, or of a config file of your own
+    (family ``'custom'``, named after the file)."""
+    if _is_config_file(method):
+        name = osp.basename(method)[:-3]
+        return dict(name=name, family='custom', config=osp.abspath(method))
+    return dict(name=method, **shipped_methods()[method])
+
+
+def categories(data_root: str) -> Dict[str, str]:
+    """``{name: folder}``: the root itself when it holds ``train/``, else every
+    sub-folder that does (an MVTec-style root of categories)."""
+    if osp.isdir(osp.join(data_root, 'train')):
+        return {osp.basename(osp.normpath(data_root)): data_root}
+    found = {d: osp.join(data_root, d) for d in sorted(os.listdir(data_root))
+             if osp.isdir(osp.join(data_root, d, 'train'))}
+    if not found:
+        raise FileNotFoundError(f'{data_root!r} holds no train/ folder and no category '
+                                'folders with one')
+    return found
+
+
+def _run(tool: str, args: List[str], log: str, peak: str, verbose: bool) -> None:
+    """Run ``tools/<tool>`` in a child; its output goes to ``log`` (and to stdout
+    with ``verbose``); an exit status other than 0 raises with the last lines."""
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(
+        [osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+         env.get('PYTHONPATH', '')])
+    cmd = [sys.executable, '-c', _RUNNER, peak, osp.join(tools_root(), 'tools', tool), *args]
+    tail = deque(maxlen=25)
+    with open(log, 'a', encoding='utf-8') as f, subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            errors='replace') as proc:
+        for line in proc.stdout:
+            f.write(line)
+            tail.append(line.rstrip())
+            if verbose:
+                print(line, end='', flush=True)
+        code = proc.wait()
+    if code != 0:
+        last = [ln for ln in tail if ln.strip()]
+        raise RuntimeError(f'{tool} exited with status {code}: ' + ' | '.join(last[-3:]))
+
+
+def _checkpoint(work: str) -> Optional[str]:
+    ckpts = glob.glob(osp.join(work, 'epoch_*.pth')) + glob.glob(osp.join(work, 'iter_*.pth'))
+    key = lambda p: int(osp.basename(p).split('_')[1].split('.')[0])  # noqa: E731
+    return max(ckpts, key=key) if ckpts else None
+
+
+def _parameters(config: str) -> int:
+    from mmengine.config import Config
+
+    from anomaly_plugin.registry import MODELS
+    model = MODELS.build(Config.fromfile(config).model)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _threshold(ckpt: str) -> Optional[float]:
+    from anomaly_plugin.engine import safe_load
+    value = safe_load(ckpt)['state_dict'].get('postprocessor.image_threshold')
+    return None if value is None else float(value)
+
+
+def _ng_rate(predictions: str) -> Optional[float]:
+    with open(predictions, newline='', encoding='utf-8') as f:
+        normal = [r for r in csv.DictReader(f) if r['gt_label'] == '0']
+    decided = [r for r in normal if r['decision'] in ('OK', 'NG')]
+    return sum(r['decision'] == 'NG' for r in decided) / len(decided) if decided else None
+
+
+def run_method(method: str, config: str, data_root: str, work: str,
+               cfg_options: Sequence[str] = (), verbose: bool = True) -> dict:
+    """Train and test one config; returns its row (raises on failure)."""
+    os.makedirs(work, exist_ok=True)
+    log = osp.join(work, 'survey.log')
+    opts = ['--cfg-options', *cfg_options] if cfg_options else []
+    resume = ['--resume'] if _checkpoint(work) else []
+    start = time.perf_counter()
+    _run('train.py', [config, '--data-root', data_root, '--work-dir', work, '--no-validate',
+                      *resume, *opts], log, osp.join(work, 'peak_train.json'), verbose)
+    train_s = time.perf_counter() - start
+    ckpt = _checkpoint(work)
+    if ckpt is None:
+        raise RuntimeError(f'training wrote no checkpoint in {work}')
+    test_dir = osp.join(work, 'test')
+    start = time.perf_counter()
+    _run('test.py', [config, ckpt, '--data-root', data_root, '--work-dir', test_dir, *opts],
+         log, osp.join(work, 'peak_test.json'), verbose)
+    test_s = time.perf_counter() - start
+    with open(osp.join(test_dir, 'metrics.json')) as f:
+        metrics = json.load(f)
+    predictions = osp.join(test_dir, 'predictions.csv')
+    with open(predictions, newline='', encoding='utf-8') as f:
+        n_test = sum(1 for _ in csv.DictReader(f))
+    peaks = []
+    for part in ('train', 'test'):
+        with open(osp.join(work, f'peak_{part}.json')) as f:
+            peaks.append(json.load(f)['peak_rss_kb'])
+    return dict(metrics, train_s=train_s, test_images_per_s=n_test / test_s,
+                peak_rss_mb=max(peaks) / 1024, parameters=_parameters(config),
+                image_threshold=_threshold(ckpt), ng_rate_normal=_ng_rate(predictions),
+                checkpoint=ckpt)
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f'{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}'
+
+
+def run_survey(data_root: str, methods: Optional[Sequence[str]] = None,
+               families: Optional[Sequence[str]] = None, run_all: bool = False,
+               work_dir: str = 'work_dirs/survey', cfg_options: Sequence[str] = (),
+               retry_failed: bool = True, verbose: bool = True) -> List[dict]:
+    """Train and test the chosen methods on every category of ``data_root``.
+
+    Args:
+        data_root: a category folder (MVTec layout) or a root of categories.
+        methods: method names (config names without ``_mvtec.py``) or paths of
+            config files of your own.
+        families: families instead of names (see :data:`FAMILIES`).
+        run_all: every shipped config.
+        work_dir: where each method's work dir and the tables go.
+        cfg_options: ``KEY=VALUE`` options applied to every method.
+        retry_failed: run methods that failed in an earlier survey again.
+        verbose: show each method's own output.
+
+    Returns:
+        The rows of the table (also written to ``survey.csv``, ``survey.json``
+        and ``survey.md`` in ``work_dir``).
+    """
+    names = select_methods(methods, families, run_all)
+    cats = categories(data_root)
+    jobs = [(c, m) for c in cats for m in names]
+    rows, spent, done_runs = [], 0.0, 0
+    start = time.perf_counter()
+    for i, (cat, method) in enumerate(jobs):
+        info = method_info(method)
+        method = info['name']
+        work = osp.join(work_dir, cat, method)
+        result_file = osp.join(work, 'result.json')
+        row = dict(category=cat, method=method, family=info['family'], config=info['config'])
+        old = None
+        if osp.isfile(result_file):
+            with open(result_file) as f:
+                old = json.load(f)
+        if old and (old['status'] == 'ok' or not retry_failed):
+            rows.append(old)
+            print(f'[survey {i + 1}/{len(jobs)}] {cat}/{method}: {old["status"]} in an '
+                  'earlier run, skipped', flush=True)
+            continue
+        elapsed = time.perf_counter() - start
+        left = len(jobs) - i
+        eta = f', about {_clock(spent / done_runs * left)} left' if done_runs else ''
+        print(f'[survey {i + 1}/{len(jobs)}] {cat}/{method} ({info["family"]}), elapsed '
+              f'{_clock(elapsed)}{eta}', flush=True)
+        t0 = time.perf_counter()
+        try:
+            row.update(run_method(method, info['config'], cats[cat], work, cfg_options,
+                                  verbose), status='ok')
+        except Exception as err:  # one method's failure is reported; the survey goes on
+            row.update(status='failed', error=' '.join(str(err).split())[:500])
+            print(f'[survey] {cat}/{method} failed: {row["error"]}', flush=True)
+        spent += time.perf_counter() - t0
+        done_runs += 1
+        os.makedirs(work, exist_ok=True)
+        with open(result_file, 'w') as f:
+            json.dump(row, f, indent=2)
+        rows.append(row)
+    write_tables(rows, work_dir)
+    print(f'[survey] {len(jobs)} run(s) in {_clock(time.perf_counter() - start)}; tables in '
+          f'{work_dir}', flush=True)
+    return rows
+
+
+def _fmt(key: str, value) -> str:
+    if value is None or value == '':
+        return ''
+    if key in METRIC_KEYS or key == 'ng_rate_normal':
+        return f'{100 * float(value):.2f}'
+    if isinstance(value, float):
+        return f'{value:.4g}' if key == 'image_threshold' else f'{value:.1f}'
+    return str(value)
+
+
+def write_tables(rows: List[dict], work_dir: str) -> None:
+    """``survey.csv`` (raw values), ``survey.json`` and ``survey.md`` (metrics and
+    NG rate in percent) in ``work_dir``."""
+    os.makedirs(work_dir, exist_ok=True)
+    with open(osp.join(work_dir, 'survey.csv'), 'w', newline='', encoding='utf-8') as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, restval='', extrasaction='ignore')
+        writer.writeheader()
+        writer.writerows(rows)
+    with open(osp.join(work_dir, 'survey.json'), 'w') as f:
+        json.dump(rows, f, indent=2)
+    shown = [c for c in COLUMNS if c not in ('config', 'error')]
+    lines = ['| ' + ' | '.join(shown) + ' |', '|' + ' --- |' * len(shown)]
+    for r in rows:
+        lines.append('| ' + ' | '.join(_fmt(c, r.get(c)) for c in shown) + ' |')
+    failed = [r for r in rows if r.get('status') != 'ok']
+    if failed:
+        lines += [''] + [f'- {r["category"]}/{r["method"]}: {r.get("error", "")}'
+                         for r in failed]
+    with open(osp.join(work_dir, 'survey.md'), 'w', encoding='utf-8') as f:
+        f.write('\n'.join(lines) + '\n')
