@@ -25,12 +25,20 @@ kernel: $(STAMP)
 # two workers with one thread each (pytest-xdist); TEST_WORKERS=0 runs in one process
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) -m "not interop and not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) -m "not interop and not slow and not browser"
 
 # the slowest end-to-end checks (tiled detection, CutPaste's and RIAD's detection, the
 # Wide-ResNet PatchCore), kept out of `make test`; CI runs both
 test-slow: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) -m "slow and not interop"
+
+# the survey report in a real browser: Debian's chromium + chromium-driver (apt, as root)
+# and Selenium (pip); browser builds are not downloaded
+test-browser: $(STAMP)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver)
+	$(PY) -m pip install selenium
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -m browser
 
 # Optional: mmdet 3.3.0, mmsegmentation 1.2.2 and the compiled mmcv 2.1.0
 # their models need, in this venv (mmcv-lite is replaced). mmcv 2.1.0 is

@@ -23,6 +23,9 @@ def parse_args():
     parser.add_argument('--visualize', action='store_true',
                         help='write a heat-map panel per test image to '
                         '<work_dir>/vis (same as --cfg-options visualize=True)')
+    parser.add_argument('--curves-dir', help='also write the image ROC curve '
+                        '(image_curve.json) and the pixel ROC and PRO curves '
+                        '(pixel_curve.json) there')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -53,6 +56,12 @@ def main():
     evaluators = cfg.test_evaluator
     evaluators = list(evaluators) if isinstance(evaluators, (list, tuple)) else [evaluators]
     predictions = osp.join(cfg.work_dir, 'predictions.csv')
+    if args.curves_dir:
+        for ev in evaluators:
+            name = getattr(ev.get('type'), '__name__', str(ev.get('type')))
+            for kind in ('Image', 'Pixel'):
+                if name.endswith(f'{kind}Metric'):
+                    ev['curve_file'] = osp.join(args.curves_dir, f'{kind.lower()}_curve.json')
     cfg.test_evaluator = evaluators + [dict(type='anomaly_plugin.PredictionDump',
                                             out_file=predictions)]
     check_data_files(cfg, ['test_dataloader'])  # every bad file in one error, first

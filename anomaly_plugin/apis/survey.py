@@ -192,7 +192,8 @@ def run_method(method: str, config: str, data_root: str, work: str,
         raise RuntimeError(f'training wrote no checkpoint in {work}')
     test_dir = osp.join(work, 'test')
     start = time.perf_counter()
-    _run('test.py', [config, ckpt, '--data-root', data_root, '--work-dir', test_dir, *opts],
+    _run('test.py', [config, ckpt, '--data-root', data_root, '--work-dir', test_dir,
+                     '--curves-dir', osp.join(test_dir, 'curves'), *opts],
          log, osp.join(work, 'peak_test.json'), verbose)
     test_s = time.perf_counter() - start
     with open(osp.join(test_dir, 'metrics.json')) as f:
@@ -218,7 +219,8 @@ def _clock(seconds: float) -> str:
 def run_survey(data_root: str, methods: Optional[Sequence[str]] = None,
                families: Optional[Sequence[str]] = None, run_all: bool = False,
                work_dir: str = 'work_dirs/survey', cfg_options: Sequence[str] = (),
-               retry_failed: bool = True, verbose: bool = True) -> List[dict]:
+               retry_failed: bool = True, verbose: bool = True,
+               report: bool = True) -> List[dict]:
     """Train and test the chosen methods on every category of ``data_root``.
 
     Args:
@@ -231,6 +233,8 @@ def run_survey(data_root: str, methods: Optional[Sequence[str]] = None,
         cfg_options: ``KEY=VALUE`` options applied to every method.
         retry_failed: run methods that failed in an earlier survey again.
         verbose: show each method's own output.
+        report: also write ``report.html`` (see
+            :mod:`~anomaly_plugin.apis.survey_report`).
 
     Returns:
         The rows of the table (also written to ``survey.csv``, ``survey.json``
@@ -275,6 +279,17 @@ def run_survey(data_root: str, methods: Optional[Sequence[str]] = None,
             json.dump(row, f, indent=2)
         rows.append(row)
     write_tables(rows, work_dir)
+    if report and any(r.get('status') == 'ok' for r in rows):
+        from .survey_report import write_report
+        peak = osp.join(work_dir, 'report', 'peak.json')
+        try:
+            path = write_report(
+                rows, work_dir, lambda tool, args, log: _run(tool, args, log, peak, False),
+                [c for c in COLUMNS if c not in ('config', 'error')], _fmt, cfg_options)
+            print(f'[survey] report: {path}', flush=True)
+        except Exception as err:  # the tables are written: say why the report is not
+            print(f'[survey] report.html not written: {" ".join(str(err).split())}',
+                  flush=True)
     print(f'[survey] {len(jobs)} run(s) in {_clock(time.perf_counter() - start)}; tables in '
           f'{work_dir}', flush=True)
     return rows

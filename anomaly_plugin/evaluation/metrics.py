@@ -1,5 +1,8 @@
 """MMEngine metrics for image- and pixel-level anomaly detection."""
+import json
 import logging
+import os
+import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -74,6 +77,30 @@ def _binary_metrics(curve: Curve, names: Sequence[str]) -> Dict[str, float]:
     return out
 
 
+def write_curve(path: str, curve: Curve, num_normal: Optional[int] = None,
+                max_points: int = 256) -> None:
+    """Write the ROC (and with ``num_normal``, the PRO) curve as JSON, at most
+    about ``max_points`` points (evenly spaced over the thresholds, the ends
+    kept): ``{"fpr": [...], "tpr": [...], "pro": [...]}``, starting at 0.
+
+    Args:
+        path: the JSON file (its folder is created).
+        curve: the cumulative counts (for PRO: :func:`pro_curve_counts`'s).
+        num_normal: negatives of the PRO curve; None for a plain ROC curve.
+        max_points: about how many points to keep.
+    """
+    num_pos, num_neg = int(curve.tps[-1]), int(curve.fps[-1])
+    keep = np.unique(np.linspace(0, len(curve.tps) - 1, min(len(curve.tps), max_points))
+                     .round().astype(np.int64))
+    out = dict(fpr=[0.0] + (curve.fps[keep] / max(num_neg, 1)).tolist(),
+               tpr=[0.0] + (curve.tps[keep] / max(num_pos, 1)).tolist())
+    if num_normal is not None:
+        out['pro'] = [0.0] + curve.pos_cum[curve.tps[keep]].tolist()
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(out, f)
+
+
 @METRICS.register_module()
 class ImageMetric(BaseMetric):
     """Image-level AUROC, average precision and F1-max.
@@ -88,6 +115,7 @@ class ImageMetric(BaseMetric):
         prefix: prefix of the result keys, ``'image'`` by default, giving
             ``'image/AUROC'`` etc.
         collect_dir: temporary directory for gathering on CPU.
+        curve_file: also write the ROC curve there (:func:`write_curve`).
     """
     default_prefix = 'image'
 
@@ -95,10 +123,12 @@ class ImageMetric(BaseMetric):
                  metrics: Union[str, Sequence[str]] = IMAGE_METRICS,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
-                 collect_dir: Optional[str] = None) -> None:
+                 collect_dir: Optional[str] = None,
+                 curve_file: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix,
                          collect_dir=collect_dir)
         self.metrics = _select(metrics, IMAGE_METRICS, type(self).__name__)
+        self.curve_file = curve_file
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         """Store each sample's score (float32) and label (int8).
@@ -139,7 +169,10 @@ class ImageMetric(BaseMetric):
                 f'{owner}: image metrics are undefined when the test set holds '
                 f'one class only (got {num_pos} anomalous and '
                 f'{labels.size - num_pos} normal images); it needs both')
-        return _binary_metrics(threshold_curve(scores, labels), self.metrics)
+        curve = threshold_curve(scores, labels)
+        if self.curve_file:
+            write_curve(self.curve_file, curve)
+        return _binary_metrics(curve, self.metrics)
 
 
 @METRICS.register_module()
@@ -192,6 +225,8 @@ class PixelMetric(BaseMetric):
         prefix: prefix of the result keys, ``'pixel'`` by default, giving
             ``'pixel/AUROC'`` etc.
         collect_dir: temporary directory for gathering on CPU.
+        curve_file: also write the ROC and PRO curves there
+            (:func:`write_curve`; ``resolution='input'`` only).
 
     Attributes:
         last_bounds: after :meth:`compute_metrics` (on the main process),
@@ -209,11 +244,13 @@ class PixelMetric(BaseMetric):
                  mask_threshold: Optional[float] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
-                 collect_dir: Optional[str] = None) -> None:
+                 collect_dir: Optional[str] = None,
+                 curve_file: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix,
                          collect_dir=collect_dir)
         owner = type(self).__name__
         self.metrics = _select(metrics, PIXEL_METRICS, owner)
+        self.curve_file = curve_file
         if not 0 < fpr_limit <= 1:
             raise ValueError(
                 f'{owner}: fpr_limit must be in (0, 1], got {fpr_limit}')
@@ -337,6 +374,8 @@ class PixelMetric(BaseMetric):
             # one sorted pass serves all metrics: region ids (0 = normal
             # pixel) are the binary labels, weighted for PRO
             curve, num_normal = pro_curve_counts(label_regions(masks), scores)
+            if self.curve_file:
+                write_curve(self.curve_file, curve, num_normal)
             out = _binary_metrics(curve, self.metrics)
             out['AUPRO'] = aupro_from_curve(curve, num_normal, self.fpr_limit)
         else:

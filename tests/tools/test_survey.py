@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from html.parser import HTMLParser
 
 import pytest
 from conftest import ROOT, make_mvtec
@@ -77,6 +78,44 @@ def test_a_failing_method_is_reported_and_the_others_finish(tmp_path, capsys):
                                                           ('conv_ae', 'ok')]
     assert rows[0]['error'].startswith('train.py exited with status 1')
     assert 'broken_ae' in (tmp_path / 'w' / 'survey.md').read_text()
+    check_report(tmp_path / 'w' / 'report.html', methods=['conv_ae'])
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.refs, self.stack, self.tags = [], [], 0
+
+    def handle_starttag(self, tag, attrs):
+        self.tags += 1
+        attrs = dict(attrs)
+        for key in ('src', 'href'):
+            if attrs.get(key):
+                self.refs.append(attrs[key])
+        if tag not in ('img', 'meta', 'br', 'rect', 'polyline'):
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in ('img', 'meta', 'br', 'rect', 'polyline'):
+            return
+        assert self.stack and self.stack[-1] == tag, (self.stack[-3:], tag)
+        self.stack.pop()
+
+
+def check_report(path, methods):
+    """The page parses (tags balanced), references only files that exist (no
+    external URL) and shows every method's heat-maps and curves."""
+    text = path.read_text(encoding='utf-8')
+    page = _Page()
+    page.feed(text)
+    page.close()
+    assert not page.stack and page.tags > 50
+    assert page.refs and all('://' not in r for r in page.refs)
+    for ref in page.refs:
+        assert (path.parent / ref).is_file(), ref
+    for m in methods:
+        assert sum(f'/{m}/' in r for r in page.refs) >= 4  # one heat-map per chosen image
+    assert text.count('<svg') == 3 and 'sortTable' in text
 
 
 def test_method_selection():
