@@ -3,7 +3,7 @@ category (or every category under a root) and write one table.
 
     python tools/survey.py DATA_ROOT [--methods padim_mobilenetv2 draem ... |
         --families 'feature level' ... | --all] [--work-dir work_dirs/survey]
-        [--cfg-options img_size=256 ...]
+        [--cfg-options img_size=256 ...] [--budget-s 600]
 
 Runs one method after the other (each trains with tools/train.py and tests with
 tools/test.py); a survey started again skips the finished methods. Writes
@@ -28,6 +28,8 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/survey')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='options applied to every method, e.g. img_size=256')
+    parser.add_argument('--budget-s', type=float, help='training seconds per method: the '
+                        'training ends after the epoch at which one more would pass it')
     parser.add_argument('--no-retry', action='store_true',
                         help='keep the failures of an earlier survey instead of retrying')
     parser.add_argument('--quiet', action='store_true', help="hide each method's output")

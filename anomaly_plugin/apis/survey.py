@@ -37,7 +37,7 @@ DEFAULT_METHODS = ('padim_mobilenetv2', 'ssim_ae', 'feature_editing_ae', 'ganoma
 #: the columns of survey.csv, in order
 COLUMNS = ('category', 'method', 'family', 'status', *METRIC_KEYS, 'train_s',
            'test_images_per_s', 'peak_rss_mb', 'parameters', 'image_threshold',
-           'ng_rate_normal', 'config', 'error')
+           'ng_rate_normal', 'schedule', 'config', 'error')
 
 # runs a tool in this interpreter and records the process's peak memory at exit
 _RUNNER = ('import json, resource, runpy, sys\n'
@@ -176,16 +176,34 @@ def _ng_rate(predictions: str) -> Optional[float]:
     return sum(r['decision'] == 'NG' for r in decided) / len(decided) if decided else None
 
 
+def _schedule(work: str) -> str:
+    """``'7/20 epochs (budget)'`` when the time budget shortened the training."""
+    path = osp.join(work, 'time_budget.json')
+    if not osp.isfile(path):
+        return ''
+    with open(path) as f:
+        b = json.load(f)
+    return f'{b["epochs"]}/{b["max_epochs"]} epochs (budget)' if b['stopped'] else ''
+
+
 def run_method(method: str, config: str, data_root: str, work: str,
-               cfg_options: Sequence[str] = (), verbose: bool = True) -> dict:
-    """Train and test one config; returns its row (raises on failure)."""
+               cfg_options: Sequence[str] = (), verbose: bool = True,
+               budget_s: Optional[float] = None) -> dict:
+    """Train and test one config; returns its row (raises on failure).
+
+    ``budget_s``: training seconds allowed (a :class:`TimeBudgetHook` ends the
+    training after the epoch at which one more would pass it; the row's
+    ``schedule`` then says how many epochs ran).
+    """
     os.makedirs(work, exist_ok=True)
     log = osp.join(work, 'survey.log')
     opts = ['--cfg-options', *cfg_options] if cfg_options else []
+    budget = [f'time_budget_s={budget_s}'] if budget_s else []
+    train_opts = ['--cfg-options', *cfg_options, *budget] if (cfg_options or budget) else []
     resume = ['--resume'] if _checkpoint(work) else []
     start = time.perf_counter()
     _run('train.py', [config, '--data-root', data_root, '--work-dir', work, '--no-validate',
-                      *resume, *opts], log, osp.join(work, 'peak_train.json'), verbose)
+                      *resume, *train_opts], log, osp.join(work, 'peak_train.json'), verbose)
     train_s = time.perf_counter() - start
     ckpt = _checkpoint(work)
     if ckpt is None:
@@ -208,7 +226,7 @@ def run_method(method: str, config: str, data_root: str, work: str,
     return dict(metrics, train_s=train_s, test_images_per_s=n_test / test_s,
                 peak_rss_mb=max(peaks) / 1024, parameters=_parameters(config),
                 image_threshold=_threshold(ckpt), ng_rate_normal=_ng_rate(predictions),
-                checkpoint=ckpt)
+                schedule=_schedule(work), checkpoint=ckpt)
 
 
 def _clock(seconds: float) -> str:
@@ -220,7 +238,7 @@ def run_survey(data_root: str, methods: Optional[Sequence[str]] = None,
                families: Optional[Sequence[str]] = None, run_all: bool = False,
                work_dir: str = 'work_dirs/survey', cfg_options: Sequence[str] = (),
                retry_failed: bool = True, verbose: bool = True,
-               report: bool = True) -> List[dict]:
+               report: bool = True, budget_s: Optional[float] = None) -> List[dict]:
     """Train and test the chosen methods on every category of ``data_root``.
 
     Args:
@@ -235,6 +253,7 @@ def run_survey(data_root: str, methods: Optional[Sequence[str]] = None,
         verbose: show each method's own output.
         report: also write ``report.html`` (see
             :mod:`~anomaly_plugin.apis.survey_report`).
+        budget_s: training seconds allowed per method (see :func:`run_method`).
 
     Returns:
         The rows of the table (also written to ``survey.csv``, ``survey.json``
@@ -268,7 +287,7 @@ def run_survey(data_root: str, methods: Optional[Sequence[str]] = None,
         t0 = time.perf_counter()
         try:
             row.update(run_method(method, info['config'], cats[cat], work, cfg_options,
-                                  verbose), status='ok')
+                                  verbose, budget_s), status='ok')
         except Exception as err:  # one method's failure is reported; the survey goes on
             row.update(status='failed', error=' '.join(str(err).split())[:500])
             print(f'[survey] {cat}/{method} failed: {row["error"]}', flush=True)

@@ -32,7 +32,7 @@ def _as_size(size) -> Tuple[int, int]:
 
 #: top-level keys that the tools' ``--cfg-options`` propagate to every place
 #: they are used (see :func:`apply_shortcuts`)
-SHORTCUTS = ('data_root', 'img_size', 'holdout_ratio', 'visualize')
+SHORTCUTS = ('data_root', 'img_size', 'holdout_ratio', 'visualize', 'time_budget_s')
 
 
 def _set_image_size(node: Any, size: Tuple[int, int]) -> None:
@@ -60,8 +60,10 @@ def apply_shortcuts(cfg: Config, options: Optional[Dict[str, Any]] = None) -> Co
     ``image_size`` in the model config (networks whose layers depend on the
     input size, e.g. the DCGAN stacks). ``holdout_ratio``:
     every training or holdout dataset (the calibration set follows).
-    ``visualize``: the ``AnomalyVisualizationHook``'s ``enable``. The
-    top-level key is set too, so the config stays self-consistent.
+    ``visualize``: the ``AnomalyVisualizationHook``'s ``enable``.
+    ``time_budget_s``: a ``TimeBudgetHook`` with that budget in the custom
+    hooks (its budget when there is one already). The top-level key is set
+    too, so the config stays self-consistent.
     """
     options = options or {}
     if 'data_root' in options:
@@ -86,6 +88,16 @@ def apply_shortcuts(cfg: Config, options: Optional[Dict[str, Any]] = None) -> Co
         for hook in cfg.get('custom_hooks', []) or []:
             if _type_name(hook.get('type')).endswith('AnomalyVisualizationHook'):
                 hook['enable'] = cfg.visualize
+    if 'time_budget_s' in options:
+        cfg.time_budget_s = float(options['time_budget_s'])
+        hooks = list(cfg.get('custom_hooks', []) or [])
+        found = [h for h in hooks if _type_name(h.get('type')).endswith('TimeBudgetHook')]
+        for hook in found:
+            hook['budget_s'] = cfg.time_budget_s
+        if not found:
+            hooks.append(dict(type='anomaly_plugin.TimeBudgetHook',
+                              budget_s=cfg.time_budget_s))
+        cfg.custom_hooks = hooks
     return cfg
 
 

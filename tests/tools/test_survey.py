@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 import pytest
 from conftest import ROOT, make_mvtec
 
-from anomaly_plugin.apis.survey import run_survey, select_methods
+from anomaly_plugin.apis.survey import DEFAULT_METHODS, run_survey, select_methods
 
 OPTIONS = ['train_cfg.max_epochs=1', 'train_cfg.min_iters=0', 'img_size=32',
            'train_dataloader.batch_size=4']
@@ -72,10 +72,12 @@ def test_a_failing_method_is_reported_and_the_others_finish(tmp_path, capsys):
     data = make_mvtec(tmp_path / 'cat', size=32, n_train=8, n_good=2, n_bad=2)
     broken = tmp_path / 'broken_ae.py'
     broken.write_text("model = dict(type='NoSuchDetector')\n")  # a config error
+    options = [o for o in OPTIONS if 'max_epochs' not in o] + ['train_cfg.max_epochs=2']
     rows = run_survey(str(data), methods=[str(broken), 'conv_ae'], work_dir=str(tmp_path / 'w'),
-                      cfg_options=OPTIONS, verbose=False)
+                      cfg_options=options, verbose=False, budget_s=1e-3)
     assert [(r['method'], r['status']) for r in rows] == [('broken_ae', 'failed'),
                                                           ('conv_ae', 'ok')]
+    assert rows[1]['schedule'] == '1/2 epochs (budget)'  # the budget shortened it
     assert rows[0]['error'].startswith('train.py exited with status 1')
     assert 'broken_ae' in (tmp_path / 'w' / 'survey.md').read_text()
     check_report(tmp_path / 'w' / 'report.html', methods=['conv_ae'])
@@ -119,7 +121,7 @@ def check_report(path, methods):
 
 
 def test_method_selection():
-    assert select_methods()[0] == 'padim_mobilenetv2'
+    assert select_methods() == list(DEFAULT_METHODS)  # every default is shipped
     assert 'draem' in select_methods(families=['synthetic anomalies'])
     assert len(select_methods(run_all=True)) > 25
     with pytest.raises(ValueError, match='no_such_method'):
