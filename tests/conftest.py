@@ -252,6 +252,35 @@ def training_runner(config, options, resume_from=None):
     return Runner.from_cfg(cfg)
 
 
+def assert_resume_is_exact(config, options, tmp_path):
+    """Training ``config`` for 2 epochs straight and resumed from its first
+    epoch's checkpoint gives identical state dicts, and the second epoch trained.
+
+    Args:
+        config: the config path (relative to the repository).
+        options: ``options(epochs) -> dict`` of options (data root included).
+        tmp_path: work folder.
+    """
+    import torch
+
+    from anomaly_plugin.engine import safe_load
+
+    def runner(work, resume_from=None):
+        opts = {**options(2), 'work_dir': str(work),
+                'default_hooks.checkpoint.max_keep_ckpts': -1}
+        return training_runner(config, opts, resume_from)
+
+    runner(tmp_path / 'a').train()
+    runner(tmp_path / 'b', resume_from=tmp_path / 'a' / 'epoch_1.pth').train()
+    a = safe_load(str(tmp_path / 'a' / 'epoch_2.pth'))['state_dict']
+    b = safe_load(str(tmp_path / 'b' / 'epoch_2.pth'))['state_dict']
+    assert a.keys() == b.keys()
+    for k, v in a.items():  # thresholds: NaN in both (no calibration)
+        torch.testing.assert_close(v, b[k], rtol=0, atol=0, equal_nan=True, msg=k)
+    first = safe_load(str(tmp_path / 'a' / 'epoch_1.pth'))['state_dict']
+    assert any(not torch.equal(v, first[k]) for k, v in a.items())  # it trained
+
+
 @contextmanager
 def training_progress(**info):
     """The message hub reports a training loop at ``info`` (iter, epoch,

@@ -4,11 +4,11 @@ exact, random draws included."""
 import pytest
 import torch
 from conftest import (
+    assert_resume_is_exact,
     assert_test_and_infer_agree,
     make_mvtec,
     options_to_cli,
     run_tool,
-    training_runner,
 )
 
 from anomaly_plugin.engine import safe_load
@@ -68,22 +68,5 @@ RESUME = {'stfpm': {}, 'fastflow': {}, 'cflow': {'model.num_fibers': 64}, 'patch
 
 @pytest.mark.parametrize('name', sorted(RESUME))
 def test_resume_is_exact(name, data, tmp_path):
-    config = CONFIGS[name][0]
-
-    def runner(work, epochs, resume_from=None):
-        opts = {**_options(name, epochs), **RESUME[name], 'data_root': data,
-                'work_dir': str(work), 'default_hooks.checkpoint.max_keep_ckpts': -1}
-        return training_runner(config, opts, resume_from)
-
-    straight = runner(tmp_path / 'a', 2)
-    straight.train()
-    resumed = runner(tmp_path / 'b', 2, resume_from=tmp_path / 'a' / 'epoch_1.pth')
-    resumed.train()
-    a = safe_load(str(tmp_path / 'a' / 'epoch_2.pth'))
-    b = safe_load(str(tmp_path / 'b' / 'epoch_2.pth'))
-    assert a['state_dict'].keys() == b['state_dict'].keys()
-    for k, v in a['state_dict'].items():  # thresholds: NaN in both (no calibration)
-        torch.testing.assert_close(v, b['state_dict'][k], rtol=0, atol=0, equal_nan=True,
-                                   msg=k)
-    first = safe_load(str(tmp_path / 'a' / 'epoch_1.pth'))['state_dict']
-    assert any(not torch.equal(v, first[k]) for k, v in a['state_dict'].items())  # it trained
+    assert_resume_is_exact(CONFIGS[name][0], lambda epochs: {
+        **_options(name, epochs), **RESUME[name], 'data_root': data}, tmp_path)

@@ -7,11 +7,11 @@ import socket
 import pytest
 import torch
 from conftest import (
+    assert_resume_is_exact,
     assert_test_and_infer_agree,
     make_mvtec,
     options_to_cli,
     run_tool,
-    training_runner,
 )
 
 from anomaly_plugin.engine import safe_load
@@ -56,24 +56,8 @@ def test_train_test_infer_agree(name, data, tmp_path):
 
 @pytest.mark.parametrize('name', sorted(CONFIGS))
 def test_resume_is_exact(name, data, tmp_path):
-    config = CONFIGS[name][0]
-
-    def runner(work, epochs, resume_from=None):
-        opts = {**_options(name, epochs), 'data_root': data, 'work_dir': str(work),
-                'default_hooks.checkpoint.max_keep_ckpts': -1}
-        return training_runner(config, opts, resume_from)
-
-    straight = runner(tmp_path / 'a', 2)
-    straight.train()
-    resumed = runner(tmp_path / 'b', 2, resume_from=tmp_path / 'a' / 'epoch_1.pth')
-    resumed.train()
-    a = safe_load(str(tmp_path / 'a' / 'epoch_2.pth'))['state_dict']
-    b = safe_load(str(tmp_path / 'b' / 'epoch_2.pth'))['state_dict']
-    assert a.keys() == b.keys()
-    for k, v in a.items():  # thresholds: NaN in both (no calibration)
-        torch.testing.assert_close(v, b[k], rtol=0, atol=0, equal_nan=True, msg=k)
-    first = safe_load(str(tmp_path / 'a' / 'epoch_1.pth'))['state_dict']
-    assert any(not torch.equal(v, first[k]) for k, v in a.items())  # it trained
+    assert_resume_is_exact(CONFIGS[name][0], lambda epochs: {**_options(name, epochs),
+                                                             'data_root': data}, tmp_path)
 
 
 def free_port():

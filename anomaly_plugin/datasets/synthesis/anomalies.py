@@ -35,6 +35,18 @@ def _finish(image: np.ndarray, candidate: np.ndarray, region: np.ndarray,
     return out, (out != image).any(-1)
 
 
+def _paste(image: np.ndarray, patch: np.ndarray, valid: np.ndarray, top: int, left: int,
+           foreground: Optional[np.ndarray]) -> Result:
+    """Paste the ``valid`` pixels of ``patch`` (h, w, 3) with its top-left
+    corner at (``top``, ``left``)."""
+    h, w = valid.shape
+    candidate = image.copy()
+    candidate[top:top + h, left:left + w] = patch
+    region = np.zeros(image.shape[:2], bool)
+    region[top:top + h, left:left + w] = valid
+    return _finish(image, candidate, region, foreground)
+
+
 def color_jitter(patch: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
     """Brightness, contrast and saturation factors uniform in ``1 +- strength``
     and a hue shift uniform in ``+-strength`` of the hue circle (torchvision's
@@ -140,11 +152,7 @@ class CutPasteAnomaly:
         sy, sx = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
         ty, tx = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
         patch = color_jitter(image[sy:sy + ph, sx:sx + pw], rng, self.jitter)
-        candidate = image.copy()
-        candidate[ty:ty + ph, tx:tx + pw] = patch
-        region = np.zeros((h, w), bool)
-        region[ty:ty + ph, tx:tx + pw] = True
-        return _finish(image, candidate, region, foreground)
+        return _paste(image, patch, np.ones((ph, pw), bool), ty, tx, foreground)
 
     def __repr__(self) -> str:
         return f'CutPasteAnomaly(area={self.area}, aspect={self.aspect}, jitter={self.jitter})'
@@ -194,11 +202,7 @@ class ScarAnomaly:
         rh, rw = min(rh, h), min(rw, w)
         rot, valid = rot[:rh, :rw], valid[:rh, :rw]
         ty, tx = int(rng.integers(0, h - rh + 1)), int(rng.integers(0, w - rw + 1))
-        candidate = image.copy()
-        candidate[ty:ty + rh, tx:tx + rw] = rot
-        region = np.zeros((h, w), bool)
-        region[ty:ty + rh, tx:tx + rw] = valid
-        return _finish(image, candidate, region, foreground)
+        return _paste(image, rot, valid, ty, tx, foreground)
 
     def __repr__(self) -> str:
         return (f'ScarAnomaly(width={self.width}, length={self.length}, '
