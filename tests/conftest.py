@@ -171,6 +171,42 @@ def tiny_ae_options(data_root, work_dir=None, epochs=2):
     return opts
 
 
+VISA_SIZE = (8, 12)
+VISA_HEADER = 'object,split,label,image,mask\n'
+
+
+def _write_image(path, arr):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    assert cv2.imwrite(str(path), arr)
+
+
+def make_visa(root, mask_value=1):
+    """Tiny VisA tree with categories candle and pcb1 and its 1cls.csv."""
+    img = np.full(VISA_SIZE + (3,), 60, np.uint8)
+    mask = np.zeros(VISA_SIZE, np.uint8)
+    mask[1:4, 2:7] = mask_value
+    rows = []
+    for obj in ('candle', 'pcb1'):
+        base = f'{obj}/Data'
+        for i in range(4):
+            rel = f'{base}/Images/Normal/{i:04d}.JPG'
+            _write_image(root / rel, img)
+            rows.append(f'{obj},train,normal,{rel},')
+        rel = f'{base}/Images/Normal/0100.JPG'
+        _write_image(root / rel, img)
+        rows.append(f'{obj},test,normal,{rel},')
+        for i in range(2):
+            rel = f'{base}/Images/Anomaly/{i:03d}.JPG'
+            mrel = f'{base}/Masks/Anomaly/{i:03d}.png'
+            _write_image(root / rel, img)
+            _write_image(root / mrel, mask)
+            rows.append(f'{obj},test,anomaly,{rel},{mrel}')
+    csv_path = root / 'split_csv' / '1cls.csv'
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    csv_path.write_text(VISA_HEADER + '\n'.join(rows) + '\n')
+    return (mask > 0).astype(np.uint8), csv_path
+
+
 def drop_pretrained(node):
     """Remove every ``Pretrained`` init_cfg in a (nested) model config."""
     if isinstance(node, dict):

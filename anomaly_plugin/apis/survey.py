@@ -113,16 +113,34 @@ def method_info(method: str) -> dict:
     return dict(name=method, **shipped_methods()[method])
 
 
-def categories(data_root: str) -> Dict[str, str]:
-    """``{name: folder}``: the root itself when it holds ``train/``, else every
-    sub-folder that does (an MVTec-style root of categories)."""
+#: the split file that marks a VisA root
+VISA_CSV = osp.join('split_csv', '1cls.csv')
+
+
+def categories(data_root: str) -> Dict[str, dict]:
+    """The categories to survey, ``{name: dict(root=..., options=[...])}``.
+
+    A folder holding ``train/`` is one category (MVTec layout); a VisA root
+    (``split_csv/1cls.csv``) gives every ``object`` of the CSV, read with
+    :class:`VisADataset` (the options set the datasets' type and category);
+    any other folder gives each sub-folder holding ``train/``.
+    """
     if osp.isdir(osp.join(data_root, 'train')):
-        return {osp.basename(osp.normpath(data_root)): data_root}
-    found = {d: osp.join(data_root, d) for d in sorted(os.listdir(data_root))
+        return {osp.basename(osp.normpath(data_root)): dict(root=data_root, options=[])}
+    if osp.isfile(osp.join(data_root, VISA_CSV)):
+        with open(osp.join(data_root, VISA_CSV), newline='', encoding='utf-8') as f:
+            objects = sorted({r['object'] for r in csv.DictReader(f)})
+        return {c: dict(root=data_root, options=[
+            f'{loader}.dataset.{key}={value}' for loader in ('train_dataloader',
+                                                             'test_dataloader')
+            for key, value in (('type', 'anomaly_plugin.VisADataset'), ('category', c),
+                               ('split_csv', VISA_CSV))]) for c in objects}
+    found = {d: dict(root=osp.join(data_root, d), options=[])
+             for d in sorted(os.listdir(data_root))
              if osp.isdir(osp.join(data_root, d, 'train'))}
     if not found:
-        raise FileNotFoundError(f'{data_root!r} holds no train/ folder and no category '
-                                'folders with one')
+        raise FileNotFoundError(f'{data_root!r} holds no train/ folder, no {VISA_CSV} '
+                                'and no category folders with a train/ folder')
     return found
 
 
@@ -242,7 +260,8 @@ def run_survey(data_root: str, methods: Optional[Sequence[str]] = None,
     """Train and test the chosen methods on every category of ``data_root``.
 
     Args:
-        data_root: a category folder (MVTec layout) or a root of categories.
+        data_root: a category folder (MVTec layout), a root of them, or a VisA
+            root (see :func:`categories`).
         methods: method names (config names without ``_mvtec.py``) or paths of
             config files of your own.
         families: families instead of names (see :data:`FAMILIES`).
@@ -286,8 +305,9 @@ def run_survey(data_root: str, methods: Optional[Sequence[str]] = None,
               f'{_clock(elapsed)}{eta}', flush=True)
         t0 = time.perf_counter()
         try:
-            row.update(run_method(method, info['config'], cats[cat], work, cfg_options,
-                                  verbose, budget_s), status='ok')
+            row.update(run_method(method, info['config'], cats[cat]['root'], work,
+                                  [*cats[cat]['options'], *cfg_options], verbose, budget_s),
+                       status='ok')
         except Exception as err:  # one method's failure is reported; the survey goes on
             row.update(status='failed', error=' '.join(str(err).split())[:500])
             print(f'[survey] {cat}/{method} failed: {row["error"]}', flush=True)

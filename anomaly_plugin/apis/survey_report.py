@@ -228,8 +228,10 @@ def write_report(rows: List[dict], work_dir: str, run_tool: Callable[..., None],
                     + ''.join(f'<th>{html.escape(r["method"])}</th>' for r in ok) + '</tr>')
         for (name, has_mask), c in zip(names, chosen):
             rel = osp.relpath(osp.join(cat_dir, name), work_dir)
-            gt = f'<img src="{html.escape(rel)}_gt.png" alt="ground truth">' if has_mask \
-                else 'no defect'
+            if has_mask:
+                gt = f'<img src="{html.escape(rel)}_gt.png" alt="ground truth">'
+            else:
+                gt = 'no defect' if c['defect_type'] == 'good' else 'no mask found'
             row = [f'<td><img src="{html.escape(rel)}_image.png" alt="{name}">'
                    f'{html.escape(c["defect_type"])}, {c["which"]}</td>', f'<td>{gt}</td>']
             for r in ok:

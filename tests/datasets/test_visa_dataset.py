@@ -1,45 +1,10 @@
 import os
 
-import cv2
 import numpy as np
 import pytest
+from conftest import make_visa
 
 from anomaly_plugin.datasets import VisADataset
-
-SIZE = (8, 12)
-HEADER = 'object,split,label,image,mask\n'
-
-
-def _write(path, arr):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    assert cv2.imwrite(str(path), arr)
-
-
-def make_visa(root, mask_value=1):
-    """Tiny VisA tree with categories candle and pcb1 and its 1cls.csv."""
-    img = np.full(SIZE + (3,), 60, np.uint8)
-    mask = np.zeros(SIZE, np.uint8)
-    mask[1:4, 2:7] = mask_value
-    rows = []
-    for obj in ('candle', 'pcb1'):
-        base = f'{obj}/Data'
-        for i in range(4):
-            rel = f'{base}/Images/Normal/{i:04d}.JPG'
-            _write(root / rel, img)
-            rows.append(f'{obj},train,normal,{rel},')
-        rel = f'{base}/Images/Normal/0100.JPG'
-        _write(root / rel, img)
-        rows.append(f'{obj},test,normal,{rel},')
-        for i in range(2):
-            rel = f'{base}/Images/Anomaly/{i:03d}.JPG'
-            mrel = f'{base}/Masks/Anomaly/{i:03d}.png'
-            _write(root / rel, img)
-            _write(root / mrel, mask)
-            rows.append(f'{obj},test,anomaly,{rel},{mrel}')
-    csv_path = root / 'split_csv' / '1cls.csv'
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    csv_path.write_text(HEADER + '\n'.join(rows) + '\n')
-    return (mask > 0).astype(np.uint8), csv_path
 
 
 def test_train_and_test(tmp_path):

@@ -126,3 +126,17 @@ def test_method_selection():
     assert len(select_methods(run_all=True)) > 25
     with pytest.raises(ValueError, match='no_such_method'):
         select_methods(['no_such_method'])
+
+
+def test_a_visa_root_is_surveyed_per_object(tmp_path):
+    from conftest import make_visa
+    make_visa(tmp_path / 'visa')
+    rows = run_survey(str(tmp_path / 'visa'), methods=['conv_ae'], work_dir=str(tmp_path / 'w'),
+                      cfg_options=OPTIONS + ['holdout_ratio=0.25'], verbose=False,
+                      report=False)
+    assert [(r['category'], r['status']) for r in rows] == [('candle', 'ok'), ('pcb1', 'ok')], \
+        [r.get('error') for r in rows]
+    for r in rows:  # each object's own 3 test images
+        preds = (tmp_path / 'w' / r['category'] / 'conv_ae' / 'test' / 'predictions.csv')
+        lines = preds.read_text().splitlines()[1:]
+        assert len(lines) == 3 and all(f'/{r["category"]}/' in ln for ln in lines)
