@@ -21,7 +21,17 @@ CONFIGS = {
     'draem': ('configs/draem/draem_mvtec.py', {'model.score_filter': 5}),
     'simplenet': ('configs/simplenet/simplenet_mobilenetv2_mvtec.py',
                   {'model.backbone.backbone.init_cfg': None}),
+    # 32 px images: patches of 16 px; the Gaussian is fitted after training (float64 sums)
+    # and the cross-entropy is float32; the backbone is fine-tuned with BatchNorm over
+    # batches of 4 one-position maps, where 16-bit rounding moves the updates: only the
+    # first step's loss is compared (see FIRST_STEP_ONLY)
+    'cutpaste': ('configs/cutpaste/cutpaste_mobilenetv2_mvtec.py', {
+        'model.backbone.init_cfg': None, 'model.patch_size': 16, 'model.stride': 8,
+        'train_dataloader.dataset.pipeline.2.size': 16}),
 }
+
+
+FIRST_STEP_ONLY = {'cutpaste'}
 
 
 @pytest.fixture(scope='module')
@@ -54,6 +64,8 @@ def test_amp_losses_match_float32(name, data, tmp_path):
     full = _losses(path, extra, data, tmp_path / 'fp32', amp=False)
     mixed = _losses(path, extra, data, tmp_path / 'amp', amp=True)
     assert len(full) == len(mixed) == 4
+    if name in FIRST_STEP_ONLY:
+        full, mixed = full[:1], mixed[:1]
     # bfloat16 convolutions still differ a little; 16-bit SSIM statistics
     # used to shift the SSIM-AE loss by 80 % by the 4th step here
     torch.testing.assert_close(torch.as_tensor(mixed), torch.as_tensor(full),

@@ -80,7 +80,7 @@ class CutPaste(BaseAnomalyDetector):
     def loss(self, inputs, data_samples=None) -> Dict[str, torch.Tensor]:
         labels = torch.stack([s.gt_label for s in data_samples]).to(inputs.device)  # (B,)
         logits = self.classifier(self.embed(inputs))  # (B, classes)
-        return {'loss_cls': F.cross_entropy(logits, labels)}
+        return {'loss_cls': F.cross_entropy(logits.float(), labels)}  # float32 under AMP
 
     def dense_embeddings(self, inputs: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, D, gh, gw): the embeddings of the patches whose
