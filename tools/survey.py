@@ -30,6 +30,8 @@ def parse_args(argv=None):
                         help='options applied to every method, e.g. img_size=256')
     parser.add_argument('--budget-s', type=float, help='training seconds per method: the '
                         'training ends after the epoch at which one more would pass it')
+    parser.add_argument('--nproc', type=int, default=1, help='processes per method: each '
+                        'trains and tests distributed (torch.distributed.run, MMEngine launcher)')
     parser.add_argument('--no-retry', action='store_true',
                         help='keep the failures of an earlier survey instead of retrying')
     parser.add_argument('--quiet', action='store_true', help="hide each method's output")

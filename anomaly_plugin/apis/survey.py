@@ -39,9 +39,12 @@ COLUMNS = ('category', 'method', 'family', 'status', *METRIC_KEYS, 'train_s',
            'test_images_per_s', 'peak_rss_mb', 'parameters', 'image_threshold',
            'ng_rate_normal', 'schedule', 'config', 'error')
 
-# runs a tool in this interpreter and records the process's peak memory at exit
-_RUNNER = ('import json, resource, runpy, sys\n'
+# runs a tool in this interpreter and records the process's peak memory at exit (each
+# rank of a distributed run in its own file)
+_RUNNER = ('import json, os, resource, runpy, sys\n'
            'out, tool = sys.argv[1], sys.argv[2]\n'
+           'rank = os.environ.get("RANK", "0")\n'
+           'out = out if rank == "0" else f"{out}.rank{rank}"\n'
            'sys.argv = sys.argv[2:]\n'
            'try:\n'
            '    runpy.run_path(tool, run_name="__main__")\n'
@@ -144,14 +147,33 @@ def categories(data_root: str) -> Dict[str, dict]:
     return found
 
 
-def _run(tool: str, args: List[str], log: str, peak: str, verbose: bool) -> None:
-    """Run ``tools/<tool>`` in a child; its output goes to ``log`` (and to stdout
-    with ``verbose``); an exit status other than 0 raises with the last lines."""
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _run(tool: str, args: List[str], log: str, peak: str, verbose: bool,
+         nproc: int = 1) -> None:
+    """Run ``tools/<tool>`` in a child (``nproc`` > 1: that many processes through
+    ``torch.distributed.run`` and MMEngine's ``pytorch`` launcher); its output goes
+    to ``log`` (and to stdout with ``verbose``); an exit status other than 0 raises
+    with the last lines."""
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(
         [osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
          env.get('PYTHONPATH', '')])
-    cmd = [sys.executable, '-c', _RUNNER, peak, osp.join(tools_root(), 'tools', tool), *args]
+    tool_path = osp.join(tools_root(), 'tools', tool)
+    if nproc > 1:
+        runner = osp.join(osp.dirname(peak), '.survey_runner.py')
+        with open(runner, 'w') as f:
+            f.write(_RUNNER)
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(nproc),
+               '--master_addr', '127.0.0.1', '--master_port', str(_free_port()), runner,
+               peak, tool_path, *args, '--launcher', 'pytorch']
+    else:
+        cmd = [sys.executable, '-c', _RUNNER, peak, tool_path, *args]
     tail = deque(maxlen=25)
     with open(log, 'a', encoding='utf-8') as f, subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
@@ -206,12 +228,13 @@ def _schedule(work: str) -> str:
 
 def run_method(method: str, config: str, data_root: str, work: str,
                cfg_options: Sequence[str] = (), verbose: bool = True,
-               budget_s: Optional[float] = None) -> dict:
+               budget_s: Optional[float] = None, nproc: int = 1) -> dict:
     """Train and test one config; returns its row (raises on failure).
 
     ``budget_s``: training seconds allowed (a :class:`TimeBudgetHook` ends the
     training after the epoch at which one more would pass it; the row's
-    ``schedule`` then says how many epochs ran).
+    ``schedule`` then says how many epochs ran). ``nproc``: processes per
+    tool (distributed training and testing through MMEngine's launcher).
     """
     os.makedirs(work, exist_ok=True)
     log = osp.join(work, 'survey.log')
@@ -221,7 +244,8 @@ def run_method(method: str, config: str, data_root: str, work: str,
     resume = ['--resume'] if _checkpoint(work) else []
     start = time.perf_counter()
     _run('train.py', [config, '--data-root', data_root, '--work-dir', work, '--no-validate',
-                      *resume, *train_opts], log, osp.join(work, 'peak_train.json'), verbose)
+                      *resume, *train_opts], log, osp.join(work, 'peak_train.json'), verbose,
+         nproc)
     train_s = time.perf_counter() - start
     ckpt = _checkpoint(work)
     if ckpt is None:
@@ -230,16 +254,16 @@ def run_method(method: str, config: str, data_root: str, work: str,
     start = time.perf_counter()
     _run('test.py', [config, ckpt, '--data-root', data_root, '--work-dir', test_dir,
                      '--curves-dir', osp.join(test_dir, 'curves'), *opts],
-         log, osp.join(work, 'peak_test.json'), verbose)
+         log, osp.join(work, 'peak_test.json'), verbose, nproc)
     test_s = time.perf_counter() - start
     with open(osp.join(test_dir, 'metrics.json')) as f:
         metrics = json.load(f)
     predictions = osp.join(test_dir, 'predictions.csv')
     with open(predictions, newline='', encoding='utf-8') as f:
         n_test = sum(1 for _ in csv.DictReader(f))
-    peaks = []
-    for part in ('train', 'test'):
-        with open(osp.join(work, f'peak_{part}.json')) as f:
+    peaks = []  # every process of both tools (ranks > 0 in peak_*.json.rank<r>)
+    for path in glob.glob(osp.join(work, 'peak_*.json*')):
+        with open(path) as f:
             peaks.append(json.load(f)['peak_rss_kb'])
     return dict(metrics, train_s=train_s, test_images_per_s=n_test / test_s,
                 peak_rss_mb=max(peaks) / 1024, parameters=_parameters(config),
@@ -256,7 +280,8 @@ def run_survey(data_root: str, methods: Optional[Sequence[str]] = None,
                families: Optional[Sequence[str]] = None, run_all: bool = False,
                work_dir: str = 'work_dirs/survey', cfg_options: Sequence[str] = (),
                retry_failed: bool = True, verbose: bool = True,
-               report: bool = True, budget_s: Optional[float] = None) -> List[dict]:
+               report: bool = True, budget_s: Optional[float] = None,
+               nproc: int = 1) -> List[dict]:
     """Train and test the chosen methods on every category of ``data_root``.
 
     Args:
@@ -273,6 +298,7 @@ def run_survey(data_root: str, methods: Optional[Sequence[str]] = None,
         report: also write ``report.html`` (see
             :mod:`~anomaly_plugin.apis.survey_report`).
         budget_s: training seconds allowed per method (see :func:`run_method`).
+        nproc: processes per method (distributed through MMEngine's launcher).
 
     Returns:
         The rows of the table (also written to ``survey.csv``, ``survey.json``
@@ -306,7 +332,8 @@ def run_survey(data_root: str, methods: Optional[Sequence[str]] = None,
         t0 = time.perf_counter()
         try:
             row.update(run_method(method, info['config'], cats[cat]['root'], work,
-                                  [*cats[cat]['options'], *cfg_options], verbose, budget_s),
+                                  [*cats[cat]['options'], *cfg_options], verbose, budget_s,
+                                  nproc),
                        status='ok')
         except Exception as err:  # one method's failure is reported; the survey goes on
             row.update(status='failed', error=' '.join(str(err).split())[:500])

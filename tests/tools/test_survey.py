@@ -140,3 +140,17 @@ def test_a_visa_root_is_surveyed_per_object(tmp_path):
         preds = (tmp_path / 'w' / r['category'] / 'conv_ae' / 'test' / 'predictions.csv')
         lines = preds.read_text().splitlines()[1:]
         assert len(lines) == 3 and all(f'/{r["category"]}/' in ln for ln in lines)
+
+
+def test_survey_runs_each_method_on_two_processes(tmp_path):
+    data = make_mvtec(tmp_path / 'cat', size=32, n_train=9, n_good=2, n_bad=2)
+    row = run_survey(str(data), methods=['conv_ae'], work_dir=str(tmp_path / 'w'),
+                     cfg_options=OPTIONS, verbose=False, report=False, nproc=2)[0]
+    assert row['status'] == 'ok', row.get('error')
+    work = tmp_path / 'w' / 'cat' / 'conv_ae'
+    assert (work / 'peak_train.json.rank1').exists()  # a second process trained
+    assert (work / 'peak_test.json.rank1').exists()  # and tested
+    log = (work / 'survey.log').read_text()
+    assert log.count('Distributed launcher: pytorch') == 2  # train and test
+    metrics = json.loads((work / 'test' / 'metrics.json').read_text())
+    assert row['image/AUROC'] == metrics['image/AUROC']
