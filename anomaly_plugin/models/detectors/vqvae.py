@@ -63,6 +63,8 @@ class VQVAEPrior(MultiPartDetector):
         threshold: log-likelihood threshold, or None to fit one.
         threshold_quantile: quantile of the normal codes' log-likelihoods.
         seed: seed of the resampling noise.
+        resample_solver: ``'parallel'`` (fixed-point iteration, the default)
+            or ``'sequential'``; the same codes (see :func:`resample_codes`).
     """
 
     optimized = ('autoencoder', 'prior')
@@ -72,7 +74,8 @@ class VQVAEPrior(MultiPartDetector):
                  loss: Optional[dict] = None, map_loss: Optional[dict] = None,
                  vq_epochs: int = 1, map_type: str = 'residual',
                  resample: Optional[str] = 'sample', threshold: Optional[float] = None,
-                 threshold_quantile: float = 0.01, seed: int = 0, **kwargs):
+                 threshold_quantile: float = 0.01, seed: int = 0,
+                 resample_solver: str = 'parallel', **kwargs):
         super().__init__(**kwargs)
         self.autoencoder = MODELS.build(autoencoder or dict(
             type='AutoEncoderNet', neck=dict(type='VectorQuantizer', code_dim=32)))
@@ -102,6 +105,10 @@ class VQVAEPrior(MultiPartDetector):
         self.vq_epochs, self.map_type, self.resample = int(vq_epochs), map_type, resample
         self.threshold = None if threshold is None else float(threshold)
         self.threshold_quantile, self.seed = float(threshold_quantile), int(seed)
+        if resample_solver not in ('parallel', 'sequential'):
+            raise ValueError(f"VQVAEPrior: resample_solver must be 'parallel' or "
+                             f"'sequential', got {resample_solver!r}")
+        self.resample_solver = resample_solver
         self.register_buffer('code_threshold', torch.tensor(float('-inf')))
         self.register_buffer('threshold_fitted', torch.tensor(False))
         #: ``'vq'`` or ``'prior'`` to force a stage; None follows the runner's epoch
@@ -223,7 +230,8 @@ class VQVAEPrior(MultiPartDetector):
             new = codes
         else:
             mask = logp < self.resample_threshold()
-            new = resample_codes(self.prior, codes, mask, self.resample, self.seed)
+            new = resample_codes(self.prior, codes, mask, self.resample, self.seed,
+                                 self.resample_solver)
         return dict(codes=codes, log_prob=logp, mask=mask, restored_codes=new,
                     restored=self.decode_codes(new))
 

@@ -111,17 +111,33 @@ class GatedPixelCNN(BaseModule):
 
 
 def resample_codes(prior: nn.Module, codes: torch.Tensor, mask: torch.Tensor,
-                   mode: str = 'sample', seed: int = 0) -> torch.Tensor:
+                   mode: str = 'sample', seed: int = 0, solver: str = 'parallel'
+                   ) -> torch.Tensor:
     """Replace the masked codes by draws from the prior, in raster order.
 
     Each masked code is drawn given the codes before it as already restored,
     so later draws see earlier replacements. Sampling is the Gumbel-max trick
     with noise (h, w, K) drawn from ``seed`` once per call and shared by the
     images of the batch, so an image's result depends neither on the batch
-    it comes in nor on the order. Autoregressive sampling is sequential: the
-    prior runs once per raster position that is masked in any image, on the
-    images masked there and the rows up to that position only (the prior
-    must be causal and treat images independently, as ``GatedPixelCNN``).
+    it comes in nor on the order. With the noise fixed, every masked code is
+    a deterministic function of the codes before it, so the result is the
+    unique fixed point of "redraw every masked code from the current map".
+
+    Two solvers reach it (the prior must be causal and treat images
+    independently, as ``GatedPixelCNN``):
+
+    - ``'sequential'``: the prior runs once per raster position that is
+      masked in any image, on the images masked there and the rows up to
+      that position only.
+    - ``'parallel'`` (default): Jacobi iteration (fixed-point decoding): the
+      prior runs on the whole map of the images still changing and redraws
+      every masked code at once, until an iteration changes nothing. After
+      ``t`` iterations at least the first ``t`` masked codes are final, so it
+      stops after at most one pass more than there are masked codes, and
+      usually after a few, with the same codes as the sequential solver
+      (float rounding aside: the two evaluate the prior on maps of other
+      sizes, so near-ties could in principle resolve differently; the tests
+      compare them).
 
     Args:
         prior: maps (B, h, w) codes to (B, K, h, w) logits, causal.
@@ -130,12 +146,16 @@ def resample_codes(prior: nn.Module, codes: torch.Tensor, mask: torch.Tensor,
         mode: ``'sample'`` (draw from the prior) or ``'argmax'`` (take the
             most likely code).
         seed: seed of the sampling noise.
+        solver: ``'parallel'`` or ``'sequential'``.
 
     Returns:
         (B, h, w) codes, equal to ``codes`` wherever ``mask`` is False.
     """
     if mode not in ('sample', 'argmax'):
         raise ValueError(f"resample_codes: mode must be 'sample' or 'argmax', got {mode!r}")
+    if solver not in ('parallel', 'sequential'):
+        raise ValueError(f"resample_codes: solver must be 'parallel' or 'sequential', "
+                         f'got {solver!r}')
     if mask.shape != codes.shape:
         raise ValueError(f'resample_codes: mask {tuple(mask.shape)} and codes '
                          f'{tuple(codes.shape)} differ in shape')
@@ -150,6 +170,8 @@ def resample_codes(prior: nn.Module, codes: torch.Tensor, mask: torch.Tensor,
         k = getattr(prior, 'num_codes', None)
         uniform = torch.rand(h, w, k, generator=gen).clamp(1e-12, 1 - 1e-7)
         noise = -torch.log(-torch.log(uniform)).to(codes.device)  # (h, w, K) Gumbel
+    if solver == 'parallel':
+        return _resample_parallel(prior, out, mask, noise)
     for p in positions:  # sequential by nature of the prior
         i, j = divmod(p, w)
         sel = mask[:, i, j].nonzero().flatten()  # images resampled here
@@ -158,4 +180,24 @@ def resample_codes(prior: nn.Module, codes: torch.Tensor, mask: torch.Tensor,
         if noise is not None:
             logits = logits + noise[i, j]
         out[sel, i, j] = logits.argmax(1)
+    return out
+
+
+def _resample_parallel(prior: nn.Module, out: torch.Tensor, mask: torch.Tensor,
+                       noise: Optional[torch.Tensor]) -> torch.Tensor:
+    """Jacobi iteration of :func:`resample_codes`: (B, h, w) codes, in place."""
+    active = mask.flatten(1).any(1).nonzero().flatten()  # images with masked codes
+    bound = int(mask.flatten(1).sum(1).max()) + 1  # passes that suffice
+    for _ in range(bound):
+        logits = prior(out[active]).float()  # (A, K, h, w)
+        if noise is not None:
+            logits = logits + noise.permute(2, 0, 1)[None]
+        drawn = logits.argmax(1)  # (A, h, w)
+        m = mask[active]
+        new = torch.where(m, drawn, out[active])
+        changed = (new != out[active]).flatten(1).any(1)  # (A,)
+        out[active] = new
+        if not changed.any():
+            break
+        active = active[changed]  # an image that did not change is at its fixed point
     return out

@@ -226,3 +226,37 @@ def test_editor_fit_and_checkpoint_round_trip(tmp_path):
     assert torch.equal(other.centres, editor.centres) and bool(other.fitted)
     with pytest.raises(ValueError, match='latent vectors for'):
         LatentKMeansEditor(in_channels=4, num_clusters=100).fit(maps)
+
+
+class _CountingPrior(torch.nn.Module):
+    def __init__(self, prior):
+        super().__init__()
+        self.prior, self.calls = prior, 0
+        self.num_codes = prior.num_codes
+
+    def forward(self, codes):
+        self.calls += 1
+        return self.prior(codes)
+
+
+@pytest.mark.parametrize('mode', ['sample', 'argmax'])
+def test_parallel_resampling_gives_the_sequential_codes_in_fewer_passes(mode):
+    torch.manual_seed(0)
+    prior = GatedPixelCNN(num_codes=7, channels=8, num_layers=3, kernel_size=3, hidden=16)
+    g = torch.Generator().manual_seed(7)
+    passes = []
+    for seed in range(12):
+        codes = torch.randint(0, 7, (3, 8, 9), generator=g)
+        mask = torch.rand(3, 8, 9, generator=g) < (0.05 + 0.04 * seed)
+        seq = _CountingPrior(prior)
+        par = _CountingPrior(prior)
+        a = resample_codes(seq, codes, mask, mode, seed=seed, solver='sequential')
+        b = resample_codes(par, codes, mask, mode, seed=seed, solver='parallel')
+        assert torch.equal(a, b), seed
+        assert par.calls <= int(mask.flatten(1).sum(1).max()) + 1
+        passes.append((par.calls, seq.calls))
+    # fewer prior passes in all (each parallel pass is a whole map, each sequential one
+    # the rows up to its position)
+    assert sum(p for p, _ in passes) < sum(s for _, s in passes)
+    with pytest.raises(ValueError, match='solver'):
+        resample_codes(prior, codes, mask, mode, solver='jacobi')
