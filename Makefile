@@ -28,7 +28,8 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) -m "not interop and not slow and not browser"
 
 # the slowest end-to-end checks (tiled detection, CutPaste's and RIAD's detection, the
-# Wide-ResNet PatchCore), kept out of `make test`; CI runs both
+# Wide-ResNet PatchCore, the survey's kill-and-restart and 2-process runs, DRAEM's
+# 2-process draws), kept out of `make test`; CI runs both
 test-slow: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) -m "slow and not interop"
 

@@ -142,6 +142,7 @@ def test_a_visa_root_is_surveyed_per_object(tmp_path):
         assert len(lines) == 3 and all(f'/{r["category"]}/' in ln for ln in lines)
 
 
+@pytest.mark.slow
 def test_survey_runs_each_method_on_two_processes(tmp_path):
     data = make_mvtec(tmp_path / 'cat', size=32, n_train=9, n_good=2, n_bad=2)
     row = run_survey(str(data), methods=['conv_ae'], work_dir=str(tmp_path / 'w'),

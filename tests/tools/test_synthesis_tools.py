@@ -66,6 +66,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_process_draws_equal_one_process(tmp_path):
     """Each sample gets the same anomaly under 2 processes as under 1 (seeded by
     sample and epoch), no sample is drawn on both ranks, and the next epoch draws
