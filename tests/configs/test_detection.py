@@ -51,7 +51,8 @@ PLAN = {
     'configs/reverse_distillation/rd_mobilenetv2_mvtec.py': 20,
     'configs/fastflow/fastflow_mobilenetv2_mvtec.py': 3,
     # an untrained backbone's features are far smaller than pretrained ones: the flows
-    # need a larger step than the shipped 1e-4 to reach their scale in 15 steps
+    # need a larger step than the shipped 1e-4 to reach their scale in 15 steps (with the
+    # ImageNet weights the shipped 1e-4 localises: README, *Feature-level models*)
     'configs/cflow/cflow_mobilenetv2_mvtec.py': (3, {'optim_wrapper.optimizer.lr': 1e-2}),
     'configs/patch_svdd/patch_svdd_mvtec.py': 1,
     'configs/draem/draem_mvtec.py': 6,
