@@ -288,6 +288,28 @@ def training_runner(config, options, resume_from=None):
     return Runner.from_cfg(cfg)
 
 
+def assert_train_test_infer_agree(config, data, tmp_path, options, n_images):
+    """Train ``config`` with ``tools/train.py`` (``options`` as ``--cfg-options``), check
+    that the checkpoint is calibrated and that ``tools/test.py`` and ``tools/infer.py``
+    score the ``n_images`` test images alike with OK/NG decisions.
+
+    Returns:
+        ``tools/train.py``'s output.
+    """
+    import torch
+
+    from anomaly_plugin.engine import safe_load
+    work = tmp_path / 'work'
+    cli = ['--cfg-options', *options_to_cli(options)]
+    out = run_tool(['tools/train.py', config, '--data-root', data, '--work-dir', str(work),
+                    *cli])
+    ckpt = str(work / 'epoch_1.pth')
+    assert torch.isfinite(safe_load(ckpt)['state_dict']['postprocessor.image_threshold'])
+    rows = assert_test_and_infer_agree(config, ckpt, data, tmp_path, cli, n_images)
+    assert {r['decision'] for r in rows} <= {'OK', 'NG'}
+    return out
+
+
 def assert_resume_is_exact(config, options, tmp_path):
     """Training ``config`` for 2 epochs straight and resumed from its first
     epoch's checkpoint gives identical state dicts, and the second epoch trained.
