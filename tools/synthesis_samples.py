@@ -10,7 +10,7 @@ import sys
 import cv2
 
 from anomaly_plugin.datasets import read_image
-from anomaly_plugin.visualization import synthesis_panel
+from anomaly_plugin.visualization import synthesis_panel, write_image
 
 
 def parse_args(argv=None):
@@ -37,8 +37,10 @@ def main(argv=None) -> int:
     if args.texture_dir:
         kinds['Perlin, folder'] = dict(type='PerlinAnomaly', source=args.texture_dir)
     panel = synthesis_panel(image, kinds, samples=args.samples, seed=args.seed)
-    if not cv2.imwrite(args.out, cv2.cvtColor(panel, cv2.COLOR_RGB2BGR)):
-        print(f'cannot write {args.out}', file=sys.stderr)
+    try:
+        write_image(args.out, panel)
+    except OSError as err:
+        print(f'cannot write {args.out}: {err}', file=sys.stderr)
         return 1
     print(f'wrote {args.out} ({len(kinds)} kinds x {args.samples} samples)')
     return 0

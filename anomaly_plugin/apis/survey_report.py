@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from anomaly_plugin.datasets import read_image, read_mask
+from anomaly_plugin.visualization import write_image
 
 COLOURS = ('#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2',
            '#7f7f7f', '#bcbd22', '#17becf')
@@ -57,15 +58,6 @@ def _thumb(img: np.ndarray) -> np.ndarray:
     if scale >= 1:
         return img
     return cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-
-
-def _write_png(path: str, img: np.ndarray) -> None:
-    if img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode('.png', img)
-    if not ok:
-        raise OSError(f'cannot encode {path}')
-    buf.tofile(path)
 
 
 def _svg_plot(title: str, series: Dict[str, tuple], xlabel: str, ylabel: str,
@@ -205,10 +197,10 @@ def write_report(rows: List[dict], work_dir: str, run_tool: Callable[..., None],
             name = f'{k:02d}_{c["defect_type"]}_{c["which"]}'
             ext = osp.splitext(c['image'])[1]
             os.symlink(osp.abspath(c['image']), osp.join(inputs, name + ext))
-            _write_png(osp.join(cat_dir, f'{name}_image.png'), _thumb(read_image(c['image'])))
+            write_image(osp.join(cat_dir, f'{name}_image.png'), _thumb(read_image(c['image'])))
             mask = _mask_for(c['image'], c['defect_type'])
             if mask:
-                _write_png(osp.join(cat_dir, f'{name}_gt.png'),
+                write_image(osp.join(cat_dir, f'{name}_gt.png'),
                            _thumb((read_mask(mask) > 0).astype(np.uint8) * 255))
             names.append((name, bool(mask)))
         heat = {}
@@ -222,7 +214,7 @@ def write_report(rows: List[dict], work_dir: str, run_tool: Callable[..., None],
                     if row.get('heatmap'):
                         stem = osp.splitext(osp.basename(row['image']))[0]
                         src = osp.join(out, row['heatmap'])
-                        _write_png(src, _thumb(read_image(src)))
+                        write_image(src, _thumb(read_image(src)))
                         heat[(stem, r['method'])] = osp.relpath(src, work_dir)
         body.append('<table class="grid"><tr><th>image</th><th>ground truth</th>'
                     + ''.join(f'<th>{html.escape(r["method"])}</th>' for r in ok) + '</tr>')
