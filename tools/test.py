@@ -83,7 +83,7 @@ def main():
             json.dump(out, f, indent=2)
         print(format_table(out))
         print(f'metrics written to {path}, per-image predictions to {predictions}')
-    teardown_distributed()
+    teardown_distributed(runner)
 
 
 if __name__ == '__main__':

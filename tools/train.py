@@ -59,7 +59,7 @@ def main():
     check_data_files(cfg)  # every bad file of every split in one error, before training
     runner = Runner.from_cfg(cfg)
     runner.train()
-    teardown_distributed()
+    teardown_distributed(runner)
 
 
 if __name__ == '__main__':

@@ -1,5 +1,6 @@
 """Distributed helpers: launcher set-up that also works on CPU-only machines,
 feature gathering for the fitted detectors."""
+import gc
 import os
 from typing import List, Tuple
 
@@ -33,11 +34,30 @@ def setup_distributed(cfg, launcher: str) -> None:
     cfg.model_wrapper_cfg['device_ids'] = None
 
 
-def teardown_distributed() -> None:
-    """Wait for every rank, then destroy the process group (clean exit)."""
-    if torch_dist.is_available() and torch_dist.is_initialized():
-        torch_dist.barrier()
-        torch_dist.destroy_process_group()
+def teardown_distributed(runner=None) -> None:
+    """Wait for every rank, free the runner, then destroy the process group.
+
+    The DDP wrapper (and its reducer) of ``runner.model`` holds the process
+    group; left to the interpreter's shutdown, the group's gloo threads are torn
+    down after Python has started finalising, which aborts the process now and
+    then ("terminate called without an active exception", SIGABRT after the
+    results were written). The runner is therefore emptied and collected while
+    the interpreter is alive, before the group is destroyed.
+
+    Args:
+        runner: the tool's Runner, or None. Its model and hooks are released;
+            the caller drops its own reference afterwards.
+    """
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return
+    torch_dist.barrier()
+    if runner is not None:
+        # cycles (hooks, message hub) would otherwise keep the wrapper alive
+        runner.model = runner.optim_wrapper = None
+        runner._hooks = []
+        runner._train_loop = runner._val_loop = runner._test_loop = None
+    gc.collect()
+    torch_dist.destroy_process_group()
 
 
 def gather_parts_to_main(parts: List[torch.Tensor], indices: torch.Tensor,
