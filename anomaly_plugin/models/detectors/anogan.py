@@ -65,25 +65,35 @@ class AnoGAN(MultiPartDetector):
     def sample_z(self, n: int, device) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=device)  # (n, D)
 
-    def loss_discriminator(self, images):
-        with torch.no_grad():
-            fake = self.generator(self.sample_z(images.shape[0], images.device))
+    def loss_discriminator(self, images, fake=None):
+        """The discriminator's loss on real ``images`` and generated ``fake``
+        (drawn without gradient when not given)."""
+        if fake is None:
+            with torch.no_grad():
+                fake = self.generator(self.sample_z(images.shape[0], images.device))
         real_logits, _ = self.discriminator(images)
-        fake_logits, _ = self.discriminator(fake)
+        fake_logits, _ = self.discriminator(fake.detach())
         return dict(loss_d_real=0.5 * self.gan_loss(real_logits, True),
                     loss_d_fake=0.5 * self.gan_loss(fake_logits, False))
 
-    def loss_generator(self, images):
-        fake = self.generator(self.sample_z(images.shape[0], images.device))
+    def loss_generator(self, images, fake=None):
+        """The generator's adversarial loss on ``fake`` (drawn when not given)."""
+        if fake is None:
+            fake = self.generator(self.sample_z(images.shape[0], images.device))
         return dict(loss_g_adv=self.gan_loss(self.discriminator(fake)[0], True))
 
     def loss_terms(self, images):
         return [lambda: self.loss_discriminator(images), lambda: self.loss_generator(images)]
 
     def train_parts(self, images, optim_wrapper):
+        # one generated batch per step (DCGAN's training): detached for the
+        # discriminator's update, then through the updated discriminator for
+        # the generator's
+        with optim_wrapper['generator'].optim_context(self.generator):
+            fake = self.generator(self.sample_z(images.shape[0], images.device))
         log_d = self.update(optim_wrapper, 'discriminator',
-                            lambda: self.loss_discriminator(images))
-        log_g = self.update(optim_wrapper, 'generator', lambda: self.loss_generator(images),
+                            lambda: self.loss_discriminator(images, fake))
+        log_g = self.update(optim_wrapper, 'generator', lambda: self.loss_generator(images, fake),
                             freeze=('discriminator',))
         return {**log_d, **log_g}
 

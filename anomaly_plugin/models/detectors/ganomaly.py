@@ -54,28 +54,39 @@ class _ReconstructionGAN(MultiPartDetector):
         """Generator outputs for (B, C, H, W) images in [0, 1]; x_hat first."""
         raise NotImplementedError
 
-    def loss_discriminator(self, images: torch.Tensor) -> Dict[str, torch.Tensor]:
-        with torch.no_grad():
-            fake = self.reconstruct(images)[0]
+    def loss_discriminator(self, images: torch.Tensor, fake: Optional[torch.Tensor] = None
+                           ) -> Dict[str, torch.Tensor]:
+        """The discriminator's loss on real ``images`` and generated ``fake``
+        (computed without gradient when not given)."""
+        if fake is None:
+            with torch.no_grad():
+                fake = self.reconstruct(images)[0]
         # separate passes, as the reference code does (BatchNorm statistics
         # of a real and of a generated batch)
         real_logits, _ = self.discriminator(images)
-        fake_logits, _ = self.discriminator(fake)
+        fake_logits, _ = self.discriminator(fake.detach())
         return dict(loss_d_real=0.5 * self.gan_loss(real_logits, True),
                     loss_d_fake=0.5 * self.gan_loss(fake_logits, False))
 
-    def loss_generator(self, images: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def loss_generator(self, images: torch.Tensor, out: Optional[tuple] = None
+                       ) -> Dict[str, torch.Tensor]:
+        """The generator's loss; ``out``: :meth:`reconstruct`'s outputs (with
+        gradient), computed when not given."""
         raise NotImplementedError
 
     def loss_terms(self, images):
         return [lambda: self.loss_discriminator(images), lambda: self.loss_generator(images)]
 
     def train_parts(self, images, optim_wrapper):
+        # one generator pass per step, as the reference training does: its
+        # output, detached, trains the discriminator, then the generator
+        with optim_wrapper['generator'].optim_context(self.generator):
+            out = self.reconstruct(images)
         log_d = self.update(optim_wrapper, 'discriminator',
-                            lambda: self.loss_discriminator(images))
+                            lambda: self.loss_discriminator(images, out[0]))
         if self.reinit_d_below > 0 and float(log_d['loss_discriminator']) < self.reinit_d_below:
             dcgan_init(self.discriminator)
-        log_g = self.update(optim_wrapper, 'generator', lambda: self.loss_generator(images),
+        log_g = self.update(optim_wrapper, 'generator', lambda: self.loss_generator(images, out),
                             freeze=('discriminator',))
         return {**log_d, **log_g}
 
@@ -102,8 +113,8 @@ class GANomaly(_ReconstructionGAN):
     def reconstruct(self, images):
         return self.generator(images)  # x_hat, z, z_hat
 
-    def loss_generator(self, images):
-        x_hat, z, z_hat = self.reconstruct(images)
+    def loss_generator(self, images, out=None):
+        x_hat, z, z_hat = self.reconstruct(images) if out is None else out
         f_real = self.discriminator(images)[1]
         f_fake = self.discriminator(x_hat)[1]
         w = self.weights
@@ -146,8 +157,8 @@ class SkipGANomaly(_ReconstructionGAN):
     def reconstruct(self, images):
         return (self.generator(images),)
 
-    def loss_generator(self, images):
-        x_hat = self.generator(images)
+    def loss_generator(self, images, out=None):
+        x_hat = self.generator(images) if out is None else out[0]
         f_real = self.discriminator(images)[1]
         fake_logits, f_fake = self.discriminator(x_hat)
         w = self.weights

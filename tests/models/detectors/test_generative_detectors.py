@@ -232,3 +232,20 @@ def test_a_plain_optim_wrapper_is_refused_with_the_recipe():
                                             optimizer=dict(type='Adam', lr=1e-3)))
     with pytest.raises(TypeError, match='MultiOptimWrapperConstructor'):
         model.train_step(batch(), plain)
+
+
+@pytest.mark.parametrize('name', ['anogan', 'ganomaly', 'skip_ganomaly'])
+def test_one_generator_pass_per_step(name):
+    # the generated batch serves both updates: the generator runs once per
+    # step and its BatchNorm statistics move once
+    model, wrappers, _ = build(name)
+    calls = []
+    model.generator.register_forward_hook(lambda *args: calls.append(1))
+    norms = [m for m in model.generator.modules()
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms
+    model.train()
+    model.train_step(batch(), wrappers)
+    model.train_step(batch(seed=1), wrappers)
+    assert len(calls) == 2
+    assert all(int(m.num_batches_tracked) == 2 for m in norms)
