@@ -20,11 +20,15 @@ class PatchSVDD(BaseAnomalyDetector):
 
     Training (from scratch, on normal images): for each patch size K (64 and
     32) and each image, ``pairs_per_image`` random pairs for each task.
-    SVDD': ``||f(p) - f(p')||^2`` between a patch and a copy moved by a few
-    pixels (pulls neighbouring normal features together without a single
-    centre); the relative-position task: a classifier tells from ``f(p1)``
-    and ``f(p2)`` which of the 8 neighbouring positions ``p2`` was taken
-    from (:func:`~anomaly_plugin.models.ops.position_pairs`, cross-entropy).
+    SVDD': the mean of ``||f(p) - f(p')||_2`` (the norm, not its square)
+    between a patch and a copy moved by a few pixels (pulls neighbouring
+    normal features together without a single centre); the relative-position
+    task: a classifier tells from ``f(p1)`` and ``f(p2)`` which of the 8
+    neighbouring positions ``p2`` was taken from
+    (:func:`~anomaly_plugin.models.ops.position_pairs`, cross-entropy), each
+    patch shifted per channel and noised per pixel by ``position_noise``
+    standard deviations so that colour and edge continuity give no shortcut
+    (the reference implementation's perturbation, 0.02).
     Loss: ``svdd_weight * SVDD' + position``, both sizes summed.
 
     Normal patches (``fit_stage='after'``, run by ``NormalFitHook``): the
@@ -41,6 +45,9 @@ class PatchSVDD(BaseAnomalyDetector):
             :class:`PatchPositionClassifier` of the 64 and 32 px patches.
         svdd_weight: lambda, the weight of SVDD'.
         pairs_per_image: pairs per image, size and task in each step.
+        position_noise: standard deviation (input units) of the per-channel
+            shift and of the per-pixel noise added to the position task's
+            patches; 0 turns it off.
         strides: distances (px, even) between the kept and the scored
             patches, for the 64 and the 32 px patches.
         memory_bank: config of each size's :class:`KNNMemoryBank`.
@@ -51,7 +58,8 @@ class PatchSVDD(BaseAnomalyDetector):
 
     def __init__(self, encoder: Optional[dict] = None, classifier_big: Optional[dict] = None,
                  classifier_small: Optional[dict] = None, svdd_weight: float = 1.0,
-                 pairs_per_image: int = 8, strides: Sequence[int] = (16, 8),
+                 pairs_per_image: int = 8, position_noise: float = 0.02,
+                 strides: Sequence[int] = (16, 8),
                  memory_bank: Optional[dict] = None, **kwargs):
         super().__init__(**kwargs)
         self.encoder = MODELS.build(encoder or dict(type='PatchSVDDEncoder'))
@@ -62,6 +70,7 @@ class PatchSVDD(BaseAnomalyDetector):
             classifier_small or dict(type='PatchPositionClassifier', dim=dim))
         self.svdd_weight = float(svdd_weight)
         self.pairs_per_image = int(pairs_per_image)
+        self.position_noise = float(position_noise)
         if len(strides) != 2 or any(s % self.encoder.stride for s in strides):
             raise ValueError(f'strides must be two multiples of {self.encoder.stride}, '
                              f'got {strides}')
@@ -82,22 +91,39 @@ class PatchSVDD(BaseAnomalyDetector):
         gen = step_generator(self.train_steps)
         for size, classifier in zip(self.sizes, (self.classifier_big, self.classifier_small)):
             p1, p2, labels = position_pairs(n, h, w, size, generator=gen)
-            h1 = self.encoder(crop_patches(inputs, which, p1, size), size)  # (n, D, 1, 1)
-            h2 = self.encoder(crop_patches(inputs, which, p2, size), size)
+            pair = torch.cat([crop_patches(inputs, which, p1, size),
+                              crop_patches(inputs, which, p2, size)])  # (2n, C, K, K)
+            if self.position_noise > 0:  # no shortcut through colour or edge continuity
+                shift = torch.randn(2 * n, pair.shape[1], 1, 1, generator=gen)
+                noise = torch.randn(pair.shape, generator=gen)
+                pair = pair + self.position_noise * (shift + noise).to(pair)
+            h1, h2 = self.encoder(pair, size).chunk(2)  # (n, D, 1, 1) each
             loss_pos = loss_pos + F.cross_entropy(classifier(h1, h2), labels.to(inputs.device))
             q1, q2 = jitter_pairs(n, h, w, size, generator=gen)
-            e1 = self.encoder(crop_patches(inputs, which, q1, size), size)
-            e2 = self.encoder(crop_patches(inputs, which, q2, size), size)
-            loss_svdd = loss_svdd + (e1 - e2).flatten(1).pow(2).sum(1).mean()
+            e1, e2 = self.encoder(torch.cat([crop_patches(inputs, which, q1, size),
+                                             crop_patches(inputs, which, q2, size)]),
+                                  size).chunk(2)
+            loss_svdd = loss_svdd + (e1 - e2).flatten(1).norm(dim=1).mean()
         return {'loss_svdd': self.svdd_weight * loss_svdd, 'loss_pos': loss_pos}
 
-    def embed(self, inputs: torch.Tensor, size: int) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, D, gh, gw): the ``size`` px patches' embeddings,
-        their top-left corners ``stride`` px apart (the dense stride-2 map,
-        subsampled)."""
-        stride = self.strides[self.sizes.index(size)]
-        step = stride // self.encoder.stride
-        return self.encoder(inputs, size)[..., ::step, ::step]
+    def embed(self, inputs: torch.Tensor) -> Dict[int, torch.Tensor]:
+        """Both patch sizes' embeddings from one pass of the small encoder.
+
+        Args:
+            inputs: (B, 3, H, W) normalised images.
+
+        Returns:
+            ``{64: (B, D, gh, gw), 32: (B, D, gh', gw')}``: the patches'
+            embeddings, their top-left corners ``strides`` px apart (the dense
+            stride-2 maps, subsampled).
+        """
+        small = self.encoder.embed_small(inputs)  # (B, D, (H - 32) / 2 + 1, ...)
+        out = {}
+        for size, stride in zip(self.sizes, self.strides):
+            step = stride // self.encoder.stride
+            dense = self.encoder.big(small) if size == self.encoder.big_size else small
+            out[size] = dense[..., ::step, ::step]
+        return out
 
     def _banks(self):
         return dict(zip(self.sizes, (self.bank_big, self.bank_small)))
@@ -107,8 +133,8 @@ class PatchSVDD(BaseAnomalyDetector):
         self._indices = []
 
     def fit_update(self, inputs: torch.Tensor, indices: torch.Tensor) -> None:
-        for size in self.sizes:
-            self._parts[size].append(self.embed(inputs, size))
+        for size, emb in self.embed(inputs).items():
+            self._parts[size].append(emb)
         self._indices.append(indices.cpu())
 
     def fit_finish(self, progress: bool = True) -> Dict[str, List[float]]:
@@ -128,8 +154,9 @@ class PatchSVDD(BaseAnomalyDetector):
 
     def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:
         out = None
+        embeddings = self.embed(inputs)
         for (size, bank), stride in zip(self._banks().items(), self.strides):
-            emb = self.embed(inputs, size)  # (B, D, gh, gw)
+            emb = embeddings[size]  # (B, D, gh, gw)
             b, d, gh, gw = emb.shape
             dists, _ = bank.query(emb.permute(0, 2, 3, 1).reshape(-1, d), k=1)  # (B*gh*gw, 1)
             scores = dists[:, 0].reshape(b, 1, gh, gw)

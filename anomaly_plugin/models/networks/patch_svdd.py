@@ -3,6 +3,7 @@ classifier (Yi and Yoon, ACCV 2020)."""
 from typing import List, Optional, Union
 
 import torch
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import nn
 
@@ -52,8 +53,21 @@ class PatchSVDDEncoder(BaseModule):
         return self.small(x)
 
     def embed_big(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, D, (H - 64) / 2 + 1, ...): every 64x64 patch's vector."""
-        return self.big(self.small(x))
+        """(B, 3, H, W) -> (B, D, (H - 64) / 2 + 1, ...): every 64x64 patch's vector.
+
+        A batch of single 64x64 patches (training) encodes only their four
+        quadrants, not the 17x17 dense positions of which the big encoder
+        reads four: the same vectors at about half the cost.
+        """
+        if x.shape[-2:] != (self.big_size, self.big_size):
+            return self.big(self.small(x))
+        n, c, half = x.shape[0], x.shape[1], self.small_size
+        quads = x.reshape(n, c, 2, half, 2, half).permute(0, 2, 4, 1, 3, 5)  # (n, 2, 2, C, 32, 32)
+        q = self.small(quads.reshape(4 * n, c, half, half))  # (4n, D, 1, 1)
+        q = q.reshape(n, 2, 2, self.dim).permute(0, 3, 1, 2)  # (n, D, 2, 2)
+        first = self.big[0]  # its dilation spans the dense map's quadrants; here they are adjacent
+        h = F.conv2d(q, first.weight, first.bias)  # (n, 128, 1, 1)
+        return self.big[1:](h)
 
     def forward(self, x: torch.Tensor, size: int = 64) -> torch.Tensor:
         """Dense embeddings of the ``size`` x ``size`` patches (32 or 64)."""

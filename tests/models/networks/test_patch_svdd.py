@@ -30,3 +30,15 @@ def test_classifier_reads_the_difference():
     h1, h2 = torch.randn(5, 8, 1, 1), torch.randn(5, 8, 1, 1)
     assert clf(h1, h2).shape == (5, 8)
     assert torch.allclose(clf(h1 + 1, h2 + 1), clf(h1, h2), atol=1e-6)
+
+
+def test_single_big_patches_use_their_quadrants_with_the_dense_weights():
+    # a batch of exact 64x64 patches takes the quadrant path: the same vectors
+    # as the dense path reading the same patch inside a larger image
+    torch.manual_seed(1)
+    enc = PatchSVDDEncoder(dim=8).eval()
+    x = torch.randn(3, 3, 64, 66)
+    dense = enc(x, 64)[..., 0]  # (3, 8, 1): the 64x66 input's first position
+    quads = enc(x[..., :64].contiguous(), 64)  # (3, 8, 1, 1)
+    assert quads.shape == (3, 8, 1, 1)
+    assert torch.allclose(quads[..., 0], dense, atol=1e-5)
