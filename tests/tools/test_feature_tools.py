@@ -1,4 +1,6 @@
 """PatchCore and PaDiM configs as shipped, through the tools as a user runs them."""
+import json
+
 import pytest
 from conftest import assert_test_and_infer_agree, make_mvtec, run_tool
 
@@ -44,3 +46,30 @@ def test_tiled_patchcore_train_test_infer_agree(data, tmp_path):
     spot = [float(r['score']) for r in rows if '/spot/' in r['image']]
     assert len(good) == len(spot) == 3
     assert min(spot) > max(good)  # the white squares score highest
+
+
+@pytest.mark.parametrize('mode', ['test', 'infer'])
+def test_profile_breaks_the_run_into_stages(mode, data, tmp_path):
+    config = CONFIGS['patchcore']
+    work = tmp_path / 'work'
+    run_tool(['tools/train.py', config, '--data-root', data, '--work-dir', str(work),
+              '--cfg-options', NO_WEIGHTS])
+    out_json = tmp_path / 'profile.json'
+    args = ['tools/profile_test.py', config, str(work / 'epoch_1.pth'), '--data-root', data,
+            '--runs', '1', '--threads', '1', '--out', str(out_json),
+            '--cfg-options', NO_WEIGHTS]
+    out = run_tool(args + (['--infer'] if mode == 'infer' else ['--workers', '1']))
+    assert '| backbone |' in out and 'backbone alone on a batch of 6' in out
+    result = json.loads(out_json.read_text())
+    assert result['images'] == 6 and result['ceiling_images_per_s'] > 0
+    stages = {r['stage']: r for r in result['stages']}
+    expected = {'decode image', 'resize', 'normalise', 'backbone', 'feature aggregation',
+                'kNN search', 'kNN image score', 'map upsample + blur', 'predictions', 'other'}
+    if mode == 'test':
+        expected |= {'decode mask', 'metric PixelMetric compute', 'metric ImageMetric process'}
+        assert result['workers_images_per_s'] > 0
+    else:
+        expected |= {'outputs (heat-map, mask PNG)', 'results.csv'}
+    assert expected <= set(stages), sorted(stages)
+    assert stages['backbone']['calls'] == 1 and stages['decode image']['calls'] == 6
+    assert sum(r['seconds'] for r in result['stages']) == pytest.approx(result['seconds'])

@@ -86,16 +86,11 @@ class AnoGAN(MultiPartDetector):
         return [lambda: self.loss_discriminator(images), lambda: self.loss_generator(images)]
 
     def train_parts(self, images, optim_wrapper):
-        # one generated batch per step (DCGAN's training): detached for the
-        # discriminator's update, then through the updated discriminator for
-        # the generator's
-        with optim_wrapper['generator'].optim_context(self.generator):
-            fake = self.generator(self.sample_z(images.shape[0], images.device))
-        log_d = self.update(optim_wrapper, 'discriminator',
-                            lambda: self.loss_discriminator(images, fake))
-        log_g = self.update(optim_wrapper, 'generator', lambda: self.loss_generator(images, fake),
-                            freeze=('discriminator',))
-        return {**log_d, **log_g}
+        # one generated batch per step (DCGAN's training)
+        return self.adversarial_update(
+            optim_wrapper, lambda: self.generator(self.sample_z(images.shape[0], images.device)),
+            lambda fake: self.loss_discriminator(images, fake),
+            lambda fake: self.loss_generator(images, fake))
 
     def search_objective(self, images: torch.Tensor, feats: torch.Tensor, z: torch.Tensor
                          ) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -78,17 +78,14 @@ class _ReconstructionGAN(MultiPartDetector):
         return [lambda: self.loss_discriminator(images), lambda: self.loss_generator(images)]
 
     def train_parts(self, images, optim_wrapper):
-        # one generator pass per step, as the reference training does: its
-        # output, detached, trains the discriminator, then the generator
-        with optim_wrapper['generator'].optim_context(self.generator):
-            out = self.reconstruct(images)
-        log_d = self.update(optim_wrapper, 'discriminator',
-                            lambda: self.loss_discriminator(images, out[0]))
-        if self.reinit_d_below > 0 and float(log_d['loss_discriminator']) < self.reinit_d_below:
-            dcgan_init(self.discriminator)
-        log_g = self.update(optim_wrapper, 'generator', lambda: self.loss_generator(images, out),
-                            freeze=('discriminator',))
-        return {**log_d, **log_g}
+        # one generator pass per step, as the reference training does
+        def reinit(log_d):
+            if self.reinit_d_below > 0 and float(log_d['loss_discriminator']) < self.reinit_d_below:
+                dcgan_init(self.discriminator)
+
+        return self.adversarial_update(optim_wrapper, lambda: self.reconstruct(images),
+                                       lambda out: self.loss_discriminator(images, out[0]),
+                                       lambda out: self.loss_generator(images, out), reinit)
 
     def anomaly_map(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.forward_maps(inputs)[0]

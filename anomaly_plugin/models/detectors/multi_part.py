@@ -8,7 +8,7 @@ builds an ``OptimWrapperDict``, and :meth:`train_step` updates each part
 with its own wrapper. Checkpoints hold every optimizer's state, so
 ``--resume`` restores all of them; ``--amp`` switches every wrapper.
 """
-from typing import Callable, Dict, Iterable, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import MessageHub
@@ -100,6 +100,38 @@ class MultiPartDetector(BaseAnomalyDetector):
         # the part's total under its own name (parts would collide on 'loss')
         log_vars[f'loss_{name}'] = log_vars.pop('loss')
         return log_vars
+
+    def adversarial_update(self, optim_wrapper: OptimWrapperDict, generate: Callable[[], Any],
+                           loss_discriminator: Callable[[Any], Dict[str, torch.Tensor]],
+                           loss_generator: Callable[[Any], Dict[str, torch.Tensor]],
+                           after_discriminator: Optional[Callable[[Dict], None]] = None
+                           ) -> Dict[str, torch.Tensor]:
+        """One adversarial step from one generator pass (DCGAN's recipe).
+
+        ``generate()`` runs once, in the generator's optimizer context (AMP);
+        its output, which the discriminator's loss detaches, steps the
+        discriminator, then, through the updated discriminator (its
+        parameters frozen), the generator. BatchNorm statistics of the
+        generator move once a step.
+
+        Args:
+            optim_wrapper: the runner's wrappers (``generator``, ``discriminator``).
+            generate: the generator pass; returns what both losses take.
+            loss_discriminator, loss_generator: loss dicts from that output.
+            after_discriminator: called with the discriminator's logged
+                losses before the generator's step (e.g. to re-initialise it).
+
+        Returns:
+            Both parts' logged losses.
+        """
+        with optim_wrapper['generator'].optim_context(self.generator):
+            out = generate()
+        log_d = self.update(optim_wrapper, 'discriminator', lambda: loss_discriminator(out))
+        if after_discriminator is not None:
+            after_discriminator(log_d)
+        log_g = self.update(optim_wrapper, 'generator', lambda: loss_generator(out),
+                            freeze=('discriminator',))
+        return {**log_d, **log_g}
 
     def train_parts(self, images: torch.Tensor, optim_wrapper: OptimWrapperDict
                     ) -> Dict[str, torch.Tensor]:
