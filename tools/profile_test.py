@@ -51,6 +51,9 @@ def parse_args():
                    help='images per forward pass (default: the config\'s test batch)')
     p.add_argument('--workers', type=int, default=None,
                    help='also time the run with this many loader workers (test only)')
+    p.add_argument('--stage', nargs='+', default=[], metavar='NAME=PATH',
+                   help='more stages: a callable of the model by its dotted path, e.g. '
+                        'prior=prior.forward (VQVAEPrior\'s PixelCNN)')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--runs', type=int, default=3)
     p.add_argument('--out', help='write the result as JSON here')
@@ -77,6 +80,19 @@ def quiet_runner_cfg(args, work_dir, workers=0):
     return cfg
 
 
+def instrument_extra(clock, model, specs):
+    """``NAME=PATH`` stages: ``PATH`` is a dotted attribute path from the model."""
+    for spec in specs:
+        name, _, path = spec.partition('=')
+        if not path:
+            raise SystemExit(f'--stage {spec!r}: give NAME=PATH, e.g. prior=prior.forward')
+        *parents, attr = path.split('.')
+        obj = model
+        for part in parents:
+            obj = getattr(obj, part)
+        clock.wrap(obj, attr, name)
+
+
 def profile_test(args, work_dir, clock=None, workers=0):
     """One ``runner.test()``; returns (seconds, images, runner)."""
     cfg = quiet_runner_cfg(args, work_dir, workers)
@@ -86,6 +102,7 @@ def profile_test(args, work_dir, clock=None, workers=0):
     if clock is not None:
         instrument_pipeline(clock, loop.dataloader.dataset.pipeline)
         instrument_model(clock, runner.model)
+        instrument_extra(clock, runner.model, args.stage)
         instrument_metrics(clock, loop.evaluator)
         clock.wrap(runner, 'call_hook', 'hooks (progress, logging)')
     start = time.perf_counter()
@@ -121,6 +138,7 @@ def profile_infer(args, work_dir, clock):
         inferencer = original(*a, **k)
         instrument_pipeline(clock, inferencer.pipeline.files)
         instrument_model(clock, inferencer.model)
+        instrument_extra(clock, inferencer.model, args.stage)
         built['model'] = inferencer.model
         return inferencer
 
@@ -175,11 +193,13 @@ def main():
         cfg = quiet_runner_cfg(args, tmp)
         loader = Runner.build_dataloader(cfg.test_dataloader)
         batch = model.data_preprocessor(next(iter(loader)), False)['inputs']
-        result['ceiling_images_per_s'] = backbone_ceiling(model, batch)
-        result['ceiling_batch'] = int(batch.shape[0])
+        if hasattr(getattr(model, 'backbone', None), '_run_backbone'):
+            result['ceiling_images_per_s'] = backbone_ceiling(model, batch)
+            result['ceiling_batch'] = int(batch.shape[0])
     print(format_report(median['stages'], median['seconds'], median['images']))
-    print(f"backbone alone on a batch of {result['ceiling_batch']}: "
-          f"{result['ceiling_images_per_s']:.1f} images/s")
+    if 'ceiling_batch' in result:
+        print(f"backbone alone on a batch of {result['ceiling_batch']}: "
+              f"{result['ceiling_images_per_s']:.1f} images/s")
     if 'workers_images_per_s' in result:
         print(f"with {args.workers} loader worker(s): {result['workers_images_per_s']:.1f} "
               'images/s')
