@@ -115,6 +115,7 @@ def profile_infer(args, work_dir, clock):
     """What tools/infer.py does on the test images; returns (seconds, images, model)."""
     sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
     import infer as infer_tool  # tools/infer.py
+
     from anomaly_plugin.apis import results as results_module
     cfg = quiet_runner_cfg(args, work_dir)
     dataset = Runner.build_dataloader(cfg.test_dataloader).dataset

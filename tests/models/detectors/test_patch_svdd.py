@@ -20,10 +20,10 @@ def _direct_loss(model, images, step, noise):
     gen = step_generator(torch.tensor(step))
     svdd, pos = 0.0, 0.0
     for size, clf in zip((64, 32), (model.classifier_big, model.classifier_small)):
-        def clamp(r, col):
+        def clamp(r, col, size=size):
             return min(max(r, 0), h - size), min(max(col, 0), w - size)
 
-        def corners():
+        def corners(size=size):
             u = torch.rand(n, 2, generator=gen).tolist()  # uniform over the top-left corners
             return [(min(int(a * (h - size + 1)), h - size), min(int(b * (w - size + 1)), w - size))
                     for a, b in u]
