@@ -113,6 +113,47 @@ def _prepare_binary(labels: ArrayLike, scores: ArrayLike,
 # --------------------------------------------------------------------------
 # shared sorted pass
 # --------------------------------------------------------------------------
+def sort_with_targets(scores: np.ndarray, targets: np.ndarray
+                      ) -> Tuple[np.ndarray, np.ndarray]:
+    """Scores in ascending order and the targets in the same order.
+
+    Float32 scores with non-negative targets below ``2**31`` (bool labels,
+    region ids) are packed into one int64 key per element (the score's bits
+    turned into an order-preserving unsigned integer, shifted left by 31,
+    plus the target) and sorted by value with ``torch.sort`` (a radix sort
+    for int64 on CPU), several times faster than ``np.argsort`` followed by
+    two gathers; tied scores come out ordered by target. Other inputs take
+    ``np.argsort``.
+
+    Args:
+        scores: (n,) float scores without NaN.
+        targets: (n,) bool labels or non-negative integer ids.
+
+    Returns:
+        ``(sorted_scores, sorted_targets)``, (n,) each, of the input dtypes.
+    """
+    packable = (scores.dtype == np.float32 and targets.size
+                and (targets.dtype == np.bool_ or (np.issubdtype(targets.dtype, np.integer)
+                                                   and targets.min() >= 0
+                                                   and targets.max() < 2**31)))
+    if not packable:
+        order = np.argsort(scores)
+        return scores[order], targets[order]
+    # float32 bits as int32, the low 31 bits of negatives flipped: the int
+    # order is the float order; then (key + 2**31) << 31 | target, >= 0
+    x = torch.from_numpy(np.ascontiguousarray(scores)).view(torch.int32)
+    x = x ^ ((x >> 31) & 0x7FFFFFFF)  # (n,) int32
+    keys = x.to(torch.int64).add_(2**31).bitwise_left_shift_(31)
+    del x
+    keys.bitwise_or_(torch.from_numpy(np.ascontiguousarray(targets)).to(torch.int64))
+    keys = torch.sort(keys, stable=True).values  # (n,) ascending, radix sort
+    out_targets = (keys & (2**31 - 1)).numpy().astype(targets.dtype)
+    x = keys.bitwise_right_shift_(31).sub_(2**31).to(torch.int32)
+    del keys
+    x = x ^ ((x >> 31) & 0x7FFFFFFF)
+    return x.view(torch.float32).numpy(), out_targets
+
+
 def threshold_curve(scores: np.ndarray,
                      targets: np.ndarray,
                      weights: Optional[np.ndarray] = None) -> Curve:
@@ -129,11 +170,8 @@ def threshold_curve(scores: np.ndarray,
         Curve over the distinct scores, highest score first.
     """
     n = scores.size
-    order = np.argsort(scores)  # (n,) ascending
-    # gather with the contiguous index, then view in descending order
-    sorted_scores = scores[order][::-1]
-    sorted_targets = targets[order][::-1]
-    del order
+    sorted_scores, sorted_targets = sort_with_targets(scores, targets)  # (n,) ascending
+    sorted_scores, sorted_targets = sorted_scores[::-1], sorted_targets[::-1]  # descending
     # last index of each group of tied scores; boolean masks instead of
     # int64 indices keep memory at a few bytes per element
     is_end = np.empty(n, dtype=bool)

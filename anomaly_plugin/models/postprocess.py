@@ -11,10 +11,9 @@ Two separate steps live here:
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .ops import gaussian_blur
+from .ops import resize_blur
 
 _BUFFERS = ('image_threshold', 'pixel_threshold', 'image_min', 'image_max',
             'pixel_min', 'pixel_max')
@@ -52,11 +51,8 @@ class AnomalyPostProcessor(nn.Module):
         """
         if raw_map.ndim == 3:
             raw_map = raw_map[:, None]
-        amap = raw_map.float()
-        if tuple(amap.shape[-2:]) != tuple(size):
-            amap = F.interpolate(amap, size=tuple(size), mode='bilinear',
-                                 align_corners=False)
-        amap = gaussian_blur(amap, self.sigma)[:, 0]  # (B, H, W)
+        # bilinear upsampling and the blur, fused into two matrix products
+        amap = resize_blur(raw_map.float(), tuple(size), self.sigma)[:, 0]  # (B, H, W)
         flat = amap.flatten(1)  # (B, H*W)
         if self.reduction == 'max':
             scores = flat.amax(1)

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy import ndimage
 
-from anomaly_plugin.models.ops import gaussian_blur
+from anomaly_plugin.models.ops import gaussian_blur, resize_blur
 from anomaly_plugin.models.postprocess import AnomalyPostProcessor
 
 
@@ -53,3 +54,23 @@ def test_calibration_buffers_round_trip_and_normalisation():
 def test_bad_score_name():
     with pytest.raises(ValueError, match='reduction'):
         AnomalyPostProcessor(reduction='median')
+
+
+@pytest.mark.parametrize('shape,size,sigma', [
+    ((3, 1, 32, 32), (256, 256), 4.0),  # PatchCore's map
+    ((2, 1, 16, 24), (230, 565), 4.0),  # non-square, both axes up
+    ((2, 2, 64, 64), (64, 64), 2.0),  # blur only
+    ((1, 1, 40, 50), (20, 25), 1.5),  # down
+    ((2, 1, 4, 4), (8, 8), 4.0),  # radius > size: replicate padding
+    ((2, 1, 8, 8), (32, 32), 0.0),  # resize only
+])
+def test_resize_blur_equals_interpolate_then_blur(shape, size, sigma):
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0)) * 10
+    ref = x if tuple(shape[-2:]) == size else F.interpolate(
+        x, size=size, mode='bilinear', align_corners=False)
+    ref = gaussian_blur(ref, sigma)
+    out = resize_blur(x, size, sigma)
+    assert out.shape == ref.shape and out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, atol=2e-5, rtol=1e-5)
+    with torch.autocast('cpu', dtype=torch.bfloat16):  # the maps stay float32
+        torch.testing.assert_close(resize_blur(x, size, sigma), out)

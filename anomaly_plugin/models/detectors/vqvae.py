@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from anomaly_plugin.registry import MODELS
 
-from ..networks import resample_codes
+from ..networks.pixelcnn import SOLVERS, resample_codes
 from .autoencoder import reconstruction_losses
 from .multi_part import MultiPartDetector
 
@@ -63,7 +63,8 @@ class VQVAEPrior(MultiPartDetector):
         threshold: log-likelihood threshold, or None to fit one.
         threshold_quantile: quantile of the normal codes' log-likelihoods.
         seed: seed of the resampling noise.
-        resample_solver: ``'parallel'`` (fixed-point iteration, the default)
+        resample_solver: ``'incremental'`` (row by row with cached
+            activations, the default), ``'parallel'`` (fixed-point iteration)
             or ``'sequential'``; the same codes (see :func:`resample_codes`).
     """
 
@@ -75,7 +76,7 @@ class VQVAEPrior(MultiPartDetector):
                  vq_epochs: int = 1, map_type: str = 'residual',
                  resample: Optional[str] = 'sample', threshold: Optional[float] = None,
                  threshold_quantile: float = 0.01, seed: int = 0,
-                 resample_solver: str = 'parallel', **kwargs):
+                 resample_solver: str = 'incremental', **kwargs):
         super().__init__(**kwargs)
         self.autoencoder = MODELS.build(autoencoder or dict(
             type='AutoEncoderNet', neck=dict(type='VectorQuantizer', code_dim=32)))
@@ -105,9 +106,9 @@ class VQVAEPrior(MultiPartDetector):
         self.vq_epochs, self.map_type, self.resample = int(vq_epochs), map_type, resample
         self.threshold = None if threshold is None else float(threshold)
         self.threshold_quantile, self.seed = float(threshold_quantile), int(seed)
-        if resample_solver not in ('parallel', 'sequential'):
-            raise ValueError(f"VQVAEPrior: resample_solver must be 'parallel' or "
-                             f"'sequential', got {resample_solver!r}")
+        if resample_solver not in SOLVERS:
+            raise ValueError(f'VQVAEPrior: resample_solver must be one of {SOLVERS}, '
+                             f'got {resample_solver!r}')
         self.resample_solver = resample_solver
         self.register_buffer('code_threshold', torch.tensor(float('-inf')))
         self.register_buffer('threshold_fitted', torch.tensor(False))

@@ -8,7 +8,7 @@ other. Each layer computes ``tanh(W_f * x) * sigmoid(W_g * x)``; the
 vertical stack feeds the horizontal one through a 1x1 convolution after a
 one-row shift, and the horizontal stack is residual.
 """
-from typing import List, Optional, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +58,29 @@ class GatedMaskedLayer(nn.Module):
         h_new = self.h_out(_gate(h_pre))
         return _gate(v_pre), (h_new if self.first else h + h_new)
 
+    def forward_row(self, v_window: torch.Tensor, h_row: torch.Tensor,
+                    v_pre_above: torch.Tensor
+                    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Row ``i`` of :meth:`forward` from the rows it depends on.
+
+        Args:
+            v_window: (B, C, k+1, W) the vertical input at rows ``i-k..i``
+                (zeros above the first row), ``k = kernel_size // 2``.
+            h_row: (B, C, 1, W) the horizontal input at row ``i``.
+            v_pre_above: (B, 2C, 1, W) this layer's vertical pre-activation at
+                row ``i-1`` (zeros for the first row).
+
+        Returns:
+            The vertical and horizontal outputs at row ``i`` (B, C, 1, W) and
+            the vertical pre-activation at row ``i`` (B, 2C, 1, W).
+        """
+        k, cols = self.half, h_row.shape[-1]
+        v_pre = self.v_conv(F.pad(v_window, (k, k, 0, 0)))  # (B, 2C, 1, W)
+        h_in = F.pad(h_row, (1, 0))[..., :cols] if self.first else h_row
+        h_pre = self.h_conv(F.pad(h_in, (k, 0, 0, 0))) + self.v_to_h(v_pre_above)
+        h_new = self.h_out(_gate(h_pre))
+        return _gate(v_pre), (h_new if self.first else h_row + h_new), v_pre
+
 
 @MODELS.register_module()
 class GatedPixelCNN(BaseModule):
@@ -100,6 +123,38 @@ class GatedPixelCNN(BaseModule):
             v, h = layer(v, h)
         return self.head(h)
 
+    def row_cache(self, batch: int, rows: int, cols: int) -> 'PixelCNNRowCache':
+        """An empty :class:`PixelCNNRowCache` for row-by-row evaluation."""
+        return PixelCNNRowCache(self, batch, rows, cols)
+
+    def row_logits(self, cache: 'PixelCNNRowCache', codes_row: torch.Tensor,
+                   row: int) -> torch.Tensor:
+        """The logits of row ``row`` from its codes and the rows above.
+
+        The layers' activations of the rows above come from ``cache`` (filled
+        by the calls for those rows, in order); this row's are written into
+        it, replacing those of an earlier call for the same row. Equal to
+        ``self(codes)[:, :, row]`` when the cached rows hold ``codes``' rows
+        above (up to float rounding), at about one row's cost.
+
+        Args:
+            cache: from :meth:`row_cache`.
+            codes_row: (B, W) the row's codes.
+            row: its index.
+
+        Returns:
+            (B, K, W) logits.
+        """
+        k = cache.k
+        x = self.embed(codes_row[:, None]).permute(0, 3, 1, 2)  # (B, C, 1, W)
+        v = h = x
+        for layer, v_in, v_pre in zip(self.layers, cache.v_in, cache.v_pre):
+            v_in[:, :, row + k] = v[:, :, 0]
+            v, h, pre = layer.forward_row(v_in[:, :, row:row + k + 1], h,
+                                          v_pre[:, :, row:row + 1])
+            v_pre[:, :, row + 1] = pre[:, :, 0]
+        return self.head(h)[:, :, 0]
+
     def log_prob(self, codes: torch.Tensor, logits: Optional[torch.Tensor] = None
                  ) -> torch.Tensor:
         """(B, h, w) codes -> (B, h, w) ``log p(c_i | c_<i)`` of every code
@@ -114,8 +169,32 @@ class GatedPixelCNN(BaseModule):
         return F.cross_entropy(self(codes).float(), codes)
 
 
+class PixelCNNRowCache:
+    """Per layer of a :class:`GatedPixelCNN`, the vertical inputs and
+    pre-activations of the rows evaluated so far (zeros above the first row).
+
+    Args:
+        prior: the PixelCNN.
+        batch, rows, cols: size of the code maps.
+    """
+
+    def __init__(self, prior: 'GatedPixelCNN', batch: int, rows: int, cols: int):
+        first = prior.layers[0]
+        self.k = first.half
+        channels = prior.embed.embedding_dim
+        weight = first.v_conv.weight
+        self.v_in = [weight.new_zeros(batch, channels, rows + self.k, cols)
+                     for _ in prior.layers]  # (B, C, k + rows, W)
+        self.v_pre = [weight.new_zeros(batch, 2 * channels, rows + 1, cols)
+                      for _ in prior.layers]  # (B, 2C, 1 + rows, W)
+
+
+#: the solvers of :func:`resample_codes`
+SOLVERS = ('incremental', 'parallel', 'sequential')
+
+
 def resample_codes(prior: nn.Module, codes: torch.Tensor, mask: torch.Tensor,
-                   mode: str = 'sample', seed: int = 0, solver: str = 'parallel',
+                   mode: str = 'sample', seed: int = 0, solver: str = 'incremental',
                    logits: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Replace the masked codes by draws from the prior, in raster order.
 
@@ -127,13 +206,20 @@ def resample_codes(prior: nn.Module, codes: torch.Tensor, mask: torch.Tensor,
     a deterministic function of the codes before it, so the result is the
     unique fixed point of "redraw every masked code from the current map".
 
-    Two solvers reach it (the prior must be causal and treat images
+    Three solvers reach it (the prior must be causal and treat images
     independently, as ``GatedPixelCNN``):
+
+    - ``'incremental'`` (default; a prior with ``row_cache`` and
+      ``row_logits``, as :class:`GatedPixelCNN`): row by row, top to bottom,
+      each row's layer activations computed once from the cached rows above
+      (final by then) and the row's own codes, the masked codes of the row
+      redrawn until the row stops changing (at most one pass more than the
+      row has masked codes); each pass costs one row of the network.
 
     - ``'sequential'``: the prior runs once per raster position that is
       masked in any image, on the images masked there and the rows up to
       that position only.
-    - ``'parallel'`` (default): Jacobi iteration (fixed-point decoding): the
+    - ``'parallel'``: Jacobi iteration (fixed-point decoding): the
       prior runs on the whole map of the images still changing and redraws
       every masked code at once, until an iteration changes nothing. After
       ``t`` iterations at least the first ``t`` masked codes are final, so it
@@ -153,19 +239,22 @@ def resample_codes(prior: nn.Module, codes: torch.Tensor, mask: torch.Tensor,
         mode: ``'sample'`` (draw from the prior) or ``'argmax'`` (take the
             most likely code).
         seed: seed of the sampling noise.
-        solver: ``'parallel'`` or ``'sequential'``.
+        solver: ``'incremental'``, ``'parallel'`` or ``'sequential'``.
         logits: (B, K, h, w) the prior's logits on ``codes``, if computed
             already (the parallel solver's first pass; ignored by the
-            sequential one).
+            others).
 
     Returns:
         (B, h, w) codes, equal to ``codes`` wherever ``mask`` is False.
     """
     if mode not in ('sample', 'argmax'):
         raise ValueError(f"resample_codes: mode must be 'sample' or 'argmax', got {mode!r}")
-    if solver not in ('parallel', 'sequential'):
-        raise ValueError(f"resample_codes: solver must be 'parallel' or 'sequential', "
-                         f'got {solver!r}')
+    if solver not in SOLVERS:
+        raise ValueError(f'resample_codes: solver must be one of {SOLVERS}, got {solver!r}')
+    if solver == 'incremental' and not hasattr(prior, 'row_logits'):
+        raise ValueError(f"resample_codes: the 'incremental' solver evaluates the prior row "
+                         f'by row (row_cache / row_logits, as GatedPixelCNN); '
+                         f"{type(prior).__name__} has none: use solver='parallel'")
     if mask.shape != codes.shape:
         raise ValueError(f'resample_codes: mask {tuple(mask.shape)} and codes '
                          f'{tuple(codes.shape)} differ in shape')
@@ -182,6 +271,8 @@ def resample_codes(prior: nn.Module, codes: torch.Tensor, mask: torch.Tensor,
         noise = -torch.log(-torch.log(uniform)).to(codes.device)  # (h, w, K) Gumbel
     if solver == 'parallel':
         return _resample_parallel(prior, out, mask, noise, logits)
+    if solver == 'incremental':
+        return _resample_incremental(prior, out, mask, noise)
     for p in positions:  # sequential by nature of the prior
         i, j = divmod(p, w)
         sel = mask[:, i, j].nonzero().flatten()  # images resampled here
@@ -217,4 +308,31 @@ def _resample_parallel(prior: nn.Module, out: torch.Tensor, mask: torch.Tensor,
         if not changed.any():
             break
         active = active[changed]  # an image that did not change is at its fixed point
+    return out
+
+
+def _resample_incremental(prior: nn.Module, out: torch.Tensor, mask: torch.Tensor,
+                          noise: Optional[torch.Tensor]) -> torch.Tensor:
+    """Row-by-row solver of :func:`resample_codes`: (B, h, w) codes, in place."""
+    active = mask.flatten(1).any(1).nonzero().flatten()  # images with masked codes
+    rows = int(mask.any(2).any(0).nonzero().max()) + 1  # down to the last masked row
+    codes = out[active, :rows].clone()  # (A, rows, w)
+    masked = mask[active, :rows]
+    cache = prior.row_cache(codes.shape[0], rows, codes.shape[2])
+    for i in range(rows):
+        row_mask = masked[:, i]  # (A, w)
+        bound = int(row_mask.sum(1).max()) + 1  # passes that suffice
+        for _ in range(bound + 1):
+            logits = prior.row_logits(cache, codes[:, i], i).float()  # (A, K, w)
+            if not row_mask.any():
+                break  # nothing to redraw: the cache now holds the row
+            if noise is not None:
+                logits = logits + noise[i].t()[None]
+            new = torch.where(row_mask, logits.argmax(1), codes[:, i])  # (A, w)
+            if torch.equal(new, codes[:, i]):
+                break  # a fixed point: the cache holds this row's activations
+            codes[:, i] = new
+        else:
+            raise RuntimeError(f'resample_codes: row {i} did not settle in {bound + 1} passes')
+    out[active, :rows] = codes
     return out

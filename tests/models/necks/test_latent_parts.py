@@ -241,7 +241,7 @@ class _CountingPrior(torch.nn.Module):
 
 
 @pytest.mark.parametrize('mode', ['sample', 'argmax'])
-def test_parallel_resampling_gives_the_sequential_codes_in_fewer_passes(mode):
+def test_parallel_and_incremental_resampling_give_the_sequential_codes(mode):
     torch.manual_seed(0)
     prior = GatedPixelCNN(num_codes=7, channels=8, num_layers=3, kernel_size=3, hidden=16)
     g = torch.Generator().manual_seed(7)
@@ -254,6 +254,7 @@ def test_parallel_resampling_gives_the_sequential_codes_in_fewer_passes(mode):
         a = resample_codes(seq, codes, mask, mode, seed=seed, solver='sequential')
         b = resample_codes(par, codes, mask, mode, seed=seed, solver='parallel')
         assert torch.equal(a, b), seed
+        assert torch.equal(a, resample_codes(prior, codes, mask, mode, seed=seed)), seed
         assert par.calls <= int(mask.flatten(1).sum(1).max()) + 1
         passes.append((par.calls, seq.calls))
     # fewer prior passes in all (each parallel pass is a whole map, each sequential one
@@ -272,12 +273,35 @@ def test_given_logits_save_the_first_parallel_pass():
         mask = torch.rand(4, 8, 9, generator=g) < 0.1
         mask[:, -2:] = False  # nothing masked in the last two rows: they are not read
         plain, given = _CountingPrior(prior), _CountingPrior(prior)
-        a = resample_codes(plain, codes, mask, 'sample', seed=seed)
+        a = resample_codes(plain, codes, mask, 'sample', seed=seed, solver='parallel')
         with torch.no_grad():
             logits = prior(codes)
-        b = resample_codes(given, codes, mask, 'sample', seed=seed, logits=logits)
+        b = resample_codes(given, codes, mask, 'sample', seed=seed, solver='parallel',
+                           logits=logits)
         assert torch.equal(a, b) and given.calls == plain.calls - 1
         assert max(plain.rows) == int(mask.any(2).any(0).nonzero().max()) + 1 <= 6
         assert torch.equal(a, resample_codes(prior, codes, mask, 'sample', seed=seed,
                                              solver='sequential'))
     assert torch.allclose(prior.log_prob(codes, logits), prior.log_prob(codes))
+
+
+def test_row_logits_equal_the_full_pass_rows():
+    torch.manual_seed(2)
+    prior = GatedPixelCNN(num_codes=9, channels=8, num_layers=4, kernel_size=5, hidden=16)
+    codes = torch.randint(0, 9, (3, 7, 6))
+    with torch.no_grad():
+        full = prior(codes)  # (3, 9, 7, 6)
+        cache = prior.row_cache(3, 7, 6)
+        other = torch.randint(0, 9, (3, 6))
+        for i in range(7):
+            prior.row_logits(cache, other, i)  # a first call with other codes is replaced
+            assert torch.allclose(prior.row_logits(cache, codes[:, i], i), full[:, :, i],
+                                  atol=1e-5), i
+
+
+def test_incremental_solver_needs_a_row_prior():
+    codes = torch.zeros(1, 3, 3, dtype=torch.long)
+    mask = torch.ones(1, 3, 3, dtype=torch.bool)
+    prior = torch.nn.Conv2d(1, 4, 1)
+    with pytest.raises(ValueError, match="solver='parallel'"):
+        resample_codes(prior, codes, mask, 'argmax')
