@@ -128,7 +128,7 @@ class GatedPixelCNN(BaseModule):
         return PixelCNNRowCache(self, batch, rows, cols)
 
     def row_logits(self, cache: 'PixelCNNRowCache', codes_row: torch.Tensor,
-                   row: int) -> torch.Tensor:
+                   row: int, index: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The logits of row ``row`` from its codes and the rows above.
 
         The layers' activations of the rows above come from ``cache`` (filled
@@ -139,20 +139,24 @@ class GatedPixelCNN(BaseModule):
 
         Args:
             cache: from :meth:`row_cache`.
-            codes_row: (B, W) the row's codes.
+            codes_row: (B, W) the row's codes, or (S, W) those of the cached
+                images ``index``.
             row: its index.
+            index: (S,) which of the cache's images the codes are (None:
+                all).
 
         Returns:
-            (B, K, W) logits.
+            (B, K, W) logits (or (S, K, W)).
         """
         k = cache.k
+        pick = slice(None) if index is None else index
         x = self.embed(codes_row[:, None]).permute(0, 3, 1, 2)  # (B, C, 1, W)
         v = h = x
         for layer, v_in, v_pre in zip(self.layers, cache.v_in, cache.v_pre):
-            v_in[:, :, row + k] = v[:, :, 0]
-            v, h, pre = layer.forward_row(v_in[:, :, row:row + k + 1], h,
-                                          v_pre[:, :, row:row + 1])
-            v_pre[:, :, row + 1] = pre[:, :, 0]
+            v_in[pick, :, row + k] = v[:, :, 0]
+            v, h, pre = layer.forward_row(v_in[pick, :, row:row + k + 1], h,
+                                          v_pre[pick, :, row:row + 1])
+            v_pre[pick, :, row + 1] = pre[:, :, 0]
         return self.head(h)[:, :, 0]
 
     def log_prob(self, codes: torch.Tensor, logits: Optional[torch.Tensor] = None
@@ -214,7 +218,8 @@ def resample_codes(prior: nn.Module, codes: torch.Tensor, mask: torch.Tensor,
       each row's layer activations computed once from the cached rows above
       (final by then) and the row's own codes, the masked codes of the row
       redrawn until the row stops changing (at most one pass more than the
-      row has masked codes); each pass costs one row of the network.
+      row has masked codes); each pass costs one row of the network for the
+      images whose row is still changing.
 
     - ``'sequential'``: the prior runs once per raster position that is
       masked in any image, on the images masked there and the rows up to
@@ -319,19 +324,21 @@ def _resample_incremental(prior: nn.Module, out: torch.Tensor, mask: torch.Tenso
     codes = out[active, :rows].clone()  # (A, rows, w)
     masked = mask[active, :rows]
     cache = prior.row_cache(codes.shape[0], rows, codes.shape[2])
+    everyone = torch.arange(codes.shape[0], device=codes.device)
     for i in range(rows):
-        row_mask = masked[:, i]  # (A, w)
-        bound = int(row_mask.sum(1).max()) + 1  # passes that suffice
+        bound = int(masked[:, i].sum(1).max()) + 1  # passes that suffice
+        todo = everyone  # images whose row i is to be (re)evaluated
         for _ in range(bound + 1):
-            logits = prior.row_logits(cache, codes[:, i], i).float()  # (A, K, w)
-            if not row_mask.any():
-                break  # nothing to redraw: the cache now holds the row
+            logits = prior.row_logits(cache, codes[todo, i], i, todo).float()  # (T, K, w)
             if noise is not None:
                 logits = logits + noise[i].t()[None]
-            new = torch.where(row_mask, logits.argmax(1), codes[:, i])  # (A, w)
-            if torch.equal(new, codes[:, i]):
-                break  # a fixed point: the cache holds this row's activations
-            codes[:, i] = new
+            current = codes[todo, i]
+            new = torch.where(masked[todo, i], logits.argmax(1), current)  # (T, w)
+            changed = (new != current).any(1)  # (T,)
+            if not changed.any():
+                break  # every image at its fixed point: the cache holds row i
+            todo = todo[changed]  # the others' cached activations are final
+            codes[todo, i] = new[changed]
         else:
             raise RuntimeError(f'resample_codes: row {i} did not settle in {bound + 1} passes')
     out[active, :rows] = codes

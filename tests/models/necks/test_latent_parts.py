@@ -305,3 +305,20 @@ def test_incremental_solver_needs_a_row_prior():
     prior = torch.nn.Conv2d(1, 4, 1)
     with pytest.raises(ValueError, match="solver='parallel'"):
         resample_codes(prior, codes, mask, 'argmax')
+
+
+def test_row_logits_of_some_cached_images():
+    torch.manual_seed(3)
+    prior = GatedPixelCNN(num_codes=5, channels=8, num_layers=3, kernel_size=3, hidden=16)
+    codes = torch.randint(0, 5, (4, 5, 6))
+    index = torch.tensor([1, 3])
+    with torch.no_grad():
+        full = prior(codes)
+        cache = prior.row_cache(4, 5, 6)
+        for i in range(5):
+            prior.row_logits(cache, codes[:, i], i)
+            # re-evaluating two images' row leaves the others' cache alone
+            part = prior.row_logits(cache, codes[index, i], i, index)
+            assert torch.allclose(part, full[index, :, i], atol=1e-5)
+        assert torch.allclose(prior.row_logits(cache, codes[:, 4], 4), full[:, :, 4], atol=1e-5)
+
