@@ -1,54 +1,73 @@
-"""The packed-key sort behind every metric against numpy's argsort."""
+"""threshold_curve against a written-out cumulative pass over every score."""
 import numpy as np
 import pytest
 
-from anomaly_plugin.evaluation.functional import sort_with_targets, threshold_curve
+from anomaly_plugin.evaluation.functional import threshold_curve
 from anomaly_plugin.evaluation.pro import pro_curve_counts
 
 
-def _scores(rng, n):
-    s = rng.standard_normal(n).astype(np.float32)
+def reference_curve(scores, targets, weights=None):
+    """Every distinct score's counts from a full sorted pass, then the
+    thresholds kept: those adding positives, the one above each, the lowest."""
+    order = np.argsort(-scores.astype(np.float64), kind='stable')
+    s, t = scores[order], targets[order]
+    pos = (t != 0)
+    ends = np.flatnonzero(np.append(s[1:] != s[:-1], True))  # last index of each tie group
+    tps = np.cumsum(pos)[ends]
+    fps = np.cumsum(~pos)[ends]
+    adds = np.diff(tps, prepend=0) > 0
+    keep = adds.copy()
+    keep[:-1] |= adds[1:]
+    keep[-1] = True
+    pos_cum = None
+    if weights is not None:
+        pos_cum = np.concatenate([[0.0], np.cumsum(weights[t[pos]])])
+    return s[ends][keep], tps[keep], fps[keep], pos_cum
+
+
+def _scores(rng, n, dtype=np.float32):
+    s = rng.standard_normal(n).astype(dtype)
     s[:50] = 0.0
-    s[50:100] = np.float32(2.5)  # ties
-    s[100:110] = np.float32(-1e-30)  # tiny negatives next to 0
+    s[50:60] = -0.0  # equal to 0.0
+    s[60:110] = 2.5  # ties
     s[110:115] = np.inf
     s[115:120] = -np.inf
+    s[120:130] = rng.choice(s[:120], 10)  # more ties across positives and negatives
     return rng.permutation(s)
 
 
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
 @pytest.mark.parametrize('kind', ['bool', 'ids'])
-def test_packed_sort_equals_lexsort(kind):
+def test_curve_equals_the_full_pass(kind, dtype):
     rng = np.random.default_rng(0)
-    scores = _scores(rng, 5000)
-    targets = (rng.random(5000) < 0.1) if kind == 'bool' else \
-        rng.integers(0, 2**31 - 1, 5000).astype(np.int64)
-    a, b = sort_with_targets(scores, targets)
-    order = np.lexsort((targets, scores))
-    assert a.dtype == np.float32 and b.dtype == targets.dtype
-    assert np.array_equal(a.view(np.uint32), scores[order].view(np.uint32))
-    assert np.array_equal(b, targets[order])
+    for rate in (0.0005, 0.05, 0.5):
+        scores = _scores(rng, 20000, dtype)
+        hit = rng.random(20000) < rate
+        targets = hit if kind == 'bool' else np.where(hit, rng.integers(1, 40, 20000), 0)
+        curve = threshold_curve(scores, targets)
+        thr, tps, fps, _ = reference_curve(scores, targets)
+        assert np.array_equal(curve.thresholds, thr)
+        assert np.array_equal(curve.tps, tps) and np.array_equal(curve.fps, fps)
+        assert curve.tps.dtype == np.int32
 
 
-def test_signed_zeros_and_other_dtypes():
-    scores = np.array([0.0, -0.0, 1.0, -0.0, 0.0], dtype=np.float32)
-    a, b = sort_with_targets(scores, np.array([1, 2, 3, 4, 5]))
-    assert list(a) == [0, 0, 0, 0, 1] and sorted(b[:4]) == [1, 2, 4, 5] and b[4] == 3
-    s64 = np.array([3.0, 1.0, 2.0])  # float64: numpy's argsort
-    a, b = sort_with_targets(s64, np.array([0, 1, 0]))
-    assert list(a) == [1.0, 2.0, 3.0] and list(b) == [1, 0, 0]
-    a, b = sort_with_targets(np.array([1.0, 0.0], np.float32), np.array([-1, 0]))
-    assert list(b) == [0, -1]  # negative ids cannot be packed: argsort
-
-
-def test_curves_equal_the_argsort_path():
+def test_pro_weights_and_edge_cases():
     rng = np.random.default_rng(1)
     scores = _scores(rng, 20000)
     regions = np.where(rng.random(20000) < 0.05, rng.integers(1, 30, 20000), 0).astype(np.int32)
-    fast, normal = pro_curve_counts(regions, scores)
-    slow, _ = pro_curve_counts(regions, scores.astype(np.float64))  # the argsort path
-    assert np.array_equal(fast.thresholds, slow.thresholds)
-    assert np.array_equal(fast.tps, slow.tps) and np.array_equal(fast.fps, slow.fps)
+    curve, _ = pro_curve_counts(regions, scores)
+    areas = np.bincount(regions)
+    weights = np.zeros(areas.size)
+    weights[1:] = 1.0 / (29 * areas[1:])
+    thr, tps, fps, pos_cum = reference_curve(scores, regions, weights)
+    assert np.array_equal(curve.tps, tps) and np.array_equal(curve.fps, fps)
     # tied positives may be summed in another order
-    np.testing.assert_allclose(fast.pos_cum[fast.tps], slow.pos_cum[slow.tps], rtol=1e-12)
-    binary = threshold_curve(scores, regions > 0)
-    assert np.array_equal(binary.tps, fast.tps) and np.array_equal(binary.fps, fast.fps)
+    np.testing.assert_allclose(curve.pos_cum[curve.tps], pos_cum[tps], rtol=1e-12)
+    assert curve.pos_cum[-1] == pytest.approx(1.0)
+    # no positives: the lowest threshold only; every element a positive
+    none = threshold_curve(scores, np.zeros(20000, bool))
+    assert list(none.tps) == [0] and list(none.fps) == [20000]
+    assert none.thresholds[0] == scores.min()
+    every = threshold_curve(scores, np.ones(20000, bool))
+    thr, tps, fps, _ = reference_curve(scores, np.ones(20000, bool))
+    assert np.array_equal(every.tps, tps) and np.array_equal(every.fps, fps)

@@ -18,16 +18,25 @@ def data(tmp_path_factory):
                       n_good=3, n_bad=3)
 
 
+@pytest.fixture(scope='module')
+def trained(data, tmp_path_factory):
+    """Each config trained once by the tool: {name: (output, checkpoint)}."""
+    out = {}
+    for name, config in CONFIGS.items():
+        work = tmp_path_factory.mktemp(name)
+        log = run_tool(['tools/train.py', config, '--data-root', data, '--work-dir', str(work),
+                        '--cfg-options', NO_WEIGHTS])
+        out[name] = (log, str(work / 'epoch_1.pth'))
+    return out
+
+
 @pytest.mark.parametrize('name', sorted(CONFIGS))
-def test_train_test_infer_agree(name, data, tmp_path):
-    config = CONFIGS[name]
-    work = tmp_path / 'work'
-    out = run_tool(['tools/train.py', config, '--data-root', data, '--work-dir', str(work),
-                    '--cfg-options', NO_WEIGHTS])
+def test_train_test_infer_agree(name, data, trained, tmp_path):
+    log, ckpt = trained[name]
     if name == 'patchcore':
-        assert '512/512' in out  # the coreset's progress bar ran to its end
-    ckpt = str(work / 'epoch_1.pth')
-    assert_test_and_infer_agree(config, ckpt, data, tmp_path, ['--cfg-options', NO_WEIGHTS], 6)
+        assert '512/512' in log  # the coreset's progress bar ran to its end
+    assert_test_and_infer_agree(CONFIGS[name], ckpt, data, tmp_path,
+                                ['--cfg-options', NO_WEIGHTS], 6)
 
 
 @pytest.mark.slow
@@ -49,13 +58,10 @@ def test_tiled_patchcore_train_test_infer_agree(data, tmp_path):
 
 
 @pytest.mark.parametrize('mode', ['test', 'infer'])
-def test_profile_breaks_the_run_into_stages(mode, data, tmp_path):
+def test_profile_breaks_the_run_into_stages(mode, data, trained, tmp_path):
     config = CONFIGS['patchcore']
-    work = tmp_path / 'work'
-    run_tool(['tools/train.py', config, '--data-root', data, '--work-dir', str(work),
-              '--cfg-options', NO_WEIGHTS])
     out_json = tmp_path / 'profile.json'
-    args = ['tools/profile_test.py', config, str(work / 'epoch_1.pth'), '--data-root', data,
+    args = ['tools/profile_test.py', config, trained['patchcore'][1], '--data-root', data,
             '--runs', '1', '--threads', '1', '--out', str(out_json),
             '--cfg-options', NO_WEIGHTS]
     out = run_tool(args + (['--infer'] if mode == 'infer' else ['--workers', '1']))
