@@ -57,6 +57,7 @@ def test_tiled_patchcore_train_test_infer_agree(data, tmp_path):
     assert min(spot) > max(good)  # the white squares score highest
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mode', ['test', 'infer'])
 def test_profile_breaks_the_run_into_stages(mode, data, trained, tmp_path):
     config = CONFIGS['patchcore']
