@@ -61,6 +61,16 @@ def parse_args():
     return p.parse_args()
 
 
+def option_text(value) -> str:
+    """A parsed ``--cfg-options`` value written back as MMEngine's DictAction
+    reads it (None, booleans, numbers, strings, lists and tuples of them)."""
+    if isinstance(value, list):
+        return '[' + ','.join(option_text(v) for v in value) + ']'
+    if isinstance(value, tuple):
+        return '(' + ','.join(option_text(v) for v in value) + (',)' if len(value) == 1 else ')')
+    return str(value)
+
+
 def quiet_runner_cfg(args, work_dir, workers=0):
     from anomaly_plugin.engine import load_tool_config
     options = dict(args.cfg_options or {})
@@ -130,8 +140,7 @@ def profile_infer(args, work_dir, clock):
     argv = [args.config, args.checkpoint, lst, '--out', out,
             '--batch-size', str(args.batch_size or cfg.test_dataloader.batch_size)]
     if args.cfg_options:
-        argv += ['--cfg-options'] + [f'{k}={json.dumps(v)}' if not isinstance(v, str) else
-                                     f'{k}={v}' for k, v in args.cfg_options.items()]
+        argv += ['--cfg-options'] + [f'{k}={option_text(v)}' for k, v in args.cfg_options.items()]
     built = {}
     original = infer_tool.AnomalyInferencer
 

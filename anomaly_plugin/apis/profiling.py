@@ -94,11 +94,6 @@ class StageClock:
                 delattr(obj, attr)
         self._undo = []
 
-    def reset(self) -> None:
-        """Forget the times (the wrappers stay)."""
-        self.seconds.clear()
-        self.calls.clear()
-
     def report(self, total_s: float, images: int) -> List[dict]:
         """Rows ``{stage, seconds, share, ms_per_image, calls}``, largest first,
         with ``other`` = ``total_s`` minus the stages' sum."""

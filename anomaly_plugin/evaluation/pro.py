@@ -61,11 +61,8 @@ def pro_curve_counts(regions: np.ndarray,
                       scores: np.ndarray) -> Tuple[Curve, int]:
     """Sorted pass with each region pixel weighted by 1 / (R * area)."""
     # bincount of the few region pixels only (over every pixel it costs seconds)
-    areas = np.bincount(regions[regions != 0])  # (R + 1,)
-    if areas.size:
-        areas[0] = regions.size - int(areas[1:].sum())  # normal pixels
-    else:
-        areas = np.array([regions.size])
+    areas = np.bincount(regions[regions != 0], minlength=1)  # (R + 1,), areas[0] = 0
+    areas[0] = regions.size - areas.sum()  # normal pixels
     num_regions, num_normal = areas.size - 1, int(areas[0])
     if num_regions == 0:
         raise ValueError('PRO is undefined without anomalous regions '

@@ -80,6 +80,8 @@ def resize_blur(x: torch.Tensor, size: Tuple[int, int], sigma: float) -> torch.T
     """
     height, width = (int(v) for v in size)
     h, w = x.shape[-2:]
+    if (h, w) == (height, width) and sigma <= 0:
+        return x.float()
     r = gaussian_kernel1d(sigma).numel() // 2 if sigma > 0 else 0
     # gaussian_blur's rule: reflect padding needs pad < size, replicate on tiny maps
     mode = 'reflect' if r < min(height, width) else 'replicate'

@@ -63,6 +63,7 @@ def test_bad_score_name():
     ((1, 1, 40, 50), (20, 25), 1.5),  # down
     ((2, 1, 4, 4), (8, 8), 4.0),  # radius > size: replicate padding
     ((2, 1, 8, 8), (32, 32), 0.0),  # resize only
+    ((1, 1, 16, 16), (16, 16), 0.0),  # nothing to do
 ])
 def test_resize_blur_equals_interpolate_then_blur(shape, size, sigma):
     x = torch.rand(shape, generator=torch.Generator().manual_seed(0)) * 10

@@ -225,16 +225,14 @@ class VQVAEPrior(MultiPartDetector):
             (B, h, w) of resampled positions, ``restored_codes`` and
             ``restored`` (B, C, H, W).
         """
-        codes = self.encode_codes(images)  # (B, h, w)
-        logits = self.prior(codes).float()  # (B, K, h, w)
-        logp = self.prior.log_prob(codes, logits)  # (B, h, w)
+        codes, logp = self.code_log_probs(images)
         if self.resample is None:
             mask = torch.zeros_like(codes, dtype=torch.bool)
             new = codes
         else:
             mask = logp < self.resample_threshold()
             new = resample_codes(self.prior, codes, mask, self.resample, self.seed,
-                                 self.resample_solver, logits=logits)
+                                 self.resample_solver)
         return dict(codes=codes, log_prob=logp, mask=mask, restored_codes=new,
                     restored=self.decode_codes(new))
 

@@ -159,13 +159,9 @@ class GatedPixelCNN(BaseModule):
             v_pre[pick, :, row + 1] = pre[:, :, 0]
         return self.head(h)[:, :, 0]
 
-    def log_prob(self, codes: torch.Tensor, logits: Optional[torch.Tensor] = None
-                 ) -> torch.Tensor:
-        """(B, h, w) codes -> (B, h, w) ``log p(c_i | c_<i)`` of every code
-        (from ``logits``, the prior's (B, K, h, w) output on ``codes``, when
-        given)."""
-        logits = self(codes) if logits is None else logits
-        logp = F.log_softmax(logits.float(), dim=1)  # (B, K, h, w)
+    def log_prob(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) codes -> (B, h, w) ``log p(c_i | c_<i)`` of every code."""
+        logp = F.log_softmax(self(codes).float(), dim=1)  # (B, K, h, w)
         return logp.gather(1, codes[:, None]).squeeze(1)
 
     def loss(self, codes: torch.Tensor) -> torch.Tensor:
@@ -198,8 +194,8 @@ SOLVERS = ('incremental', 'parallel', 'sequential')
 
 
 def resample_codes(prior: nn.Module, codes: torch.Tensor, mask: torch.Tensor,
-                   mode: str = 'sample', seed: int = 0, solver: str = 'incremental',
-                   logits: Optional[torch.Tensor] = None) -> torch.Tensor:
+                   mode: str = 'sample', seed: int = 0, solver: str = 'incremental'
+                   ) -> torch.Tensor:
     """Replace the masked codes by draws from the prior, in raster order.
 
     Each masked code is drawn given the codes before it as already restored,
@@ -229,10 +225,7 @@ def resample_codes(prior: nn.Module, codes: torch.Tensor, mask: torch.Tensor,
       every masked code at once, until an iteration changes nothing. After
       ``t`` iterations at least the first ``t`` masked codes are final, so it
       stops after at most one pass more than there are masked codes, and
-      usually after a few, with the same codes as the sequential solver.
-      Each pass reads the rows down to the last masked one only (the prior
-      is causal), and the first pass takes ``logits`` when the caller has
-      them (the likelihoods that chose the mask came from them)
+      usually after a few, with the same codes as the sequential solver
       (float rounding aside: the two evaluate the prior on maps of other
       sizes, so near-ties could in principle resolve differently; the tests
       compare them).
@@ -245,9 +238,6 @@ def resample_codes(prior: nn.Module, codes: torch.Tensor, mask: torch.Tensor,
             most likely code).
         seed: seed of the sampling noise.
         solver: ``'incremental'``, ``'parallel'`` or ``'sequential'``.
-        logits: (B, K, h, w) the prior's logits on ``codes``, if computed
-            already (the parallel solver's first pass; ignored by the
-            others).
 
     Returns:
         (B, h, w) codes, equal to ``codes`` wherever ``mask`` is False.
@@ -275,7 +265,7 @@ def resample_codes(prior: nn.Module, codes: torch.Tensor, mask: torch.Tensor,
         uniform = torch.rand(h, w, k, generator=gen).clamp(1e-12, 1 - 1e-7)
         noise = -torch.log(-torch.log(uniform)).to(codes.device)  # (h, w, K) Gumbel
     if solver == 'parallel':
-        return _resample_parallel(prior, out, mask, noise, logits)
+        return _resample_parallel(prior, out, mask, noise)
     if solver == 'incremental':
         return _resample_incremental(prior, out, mask, noise)
     for p in positions:  # sequential by nature of the prior
@@ -290,26 +280,19 @@ def resample_codes(prior: nn.Module, codes: torch.Tensor, mask: torch.Tensor,
 
 
 def _resample_parallel(prior: nn.Module, out: torch.Tensor, mask: torch.Tensor,
-                       noise: Optional[torch.Tensor], logits: Optional[torch.Tensor] = None
-                       ) -> torch.Tensor:
+                       noise: Optional[torch.Tensor]) -> torch.Tensor:
     """Jacobi iteration of :func:`resample_codes`: (B, h, w) codes, in place."""
     active = mask.flatten(1).any(1).nonzero().flatten()  # images with masked codes
     bound = int(mask.flatten(1).sum(1).max()) + 1  # passes that suffice
-    rows = int(mask.any(2).any(0).nonzero().max()) + 1  # down to the last masked row
-    if noise is not None:
-        noise = noise.permute(2, 0, 1)[None, :, :rows]  # (1, K, rows, w)
-    for step in range(bound):
-        if step == 0 and logits is not None:
-            step_logits = logits[active, :, :rows].float()
-        else:
-            step_logits = prior(out[active, :rows]).float()  # (A, K, rows, w)
+    for _ in range(bound):
+        logits = prior(out[active]).float()  # (A, K, h, w)
         if noise is not None:
-            step_logits = step_logits + noise
-        drawn = step_logits.argmax(1)  # (A, rows, w)
-        current = out[active, :rows]
-        new = torch.where(mask[active, :rows], drawn, current)
-        changed = (new != current).flatten(1).any(1)  # (A,)
-        out[active, :rows] = new
+            logits = logits + noise.permute(2, 0, 1)[None]
+        drawn = logits.argmax(1)  # (A, h, w)
+        m = mask[active]
+        new = torch.where(m, drawn, out[active])
+        changed = (new != out[active]).flatten(1).any(1)  # (A,)
+        out[active] = new
         if not changed.any():
             break
         active = active[changed]  # an image that did not change is at its fixed point
