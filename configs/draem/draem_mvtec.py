@@ -24,9 +24,11 @@ from anomaly_plugin.models import (
 )
 
 # DRAEM (Zavrtanik et al., ICCV 2021) at 128x128 (img_size of _base_/datasets/mvtec.py).
-# Every training image gets, with probability 0.5, a Perlin-noise region filled with a
-# procedural texture made at run time (no texture download; `source='self'` uses the
-# image itself, a folder path a texture collection such as DTD). The reconstructive
+# Every training image gets, with probability 0.5, a Perlin-noise region filled with the
+# image itself, shifted, flipped and re-coloured (`source='self'`: no texture download;
+# a folder path uses a texture collection such as DTD; 'procedural' made-up textures
+# taught this short schedule the look of those textures instead of the look of an
+# anomaly: see the README). The reconstructive
 # autoencoder (no skip connections) restores the clean image (L2 + SSIM); the
 # discriminative U-Net sees image and reconstruction and predicts the anomaly mask
 # (focal loss). Map: the predicted probability; image score: max of the 21x21-mean-
@@ -35,7 +37,7 @@ from anomaly_plugin.models import (
 train_pipeline = [
     dict(type=LoadAnomalyImage),
     dict(type=Resize, size=img_size),
-    dict(type=SynthesizeAnomaly, kinds=[dict(type='PerlinAnomaly', source='procedural')],
+    dict(type=SynthesizeAnomaly, kinds=[dict(type='PerlinAnomaly', source='self')],
          prob=0.5, keep_clean=True),
     dict(type=PackAnomalyInputs),
 ]

@@ -57,7 +57,9 @@ PLAN = {
     # ImageNet weights the shipped 1e-4 localises: README, *Feature-level models*)
     'configs/cflow/cflow_mobilenetv2_mvtec.py': (3, {'optim_wrapper.optimizer.lr': 1e-2}),
     'configs/patch_svdd/patch_svdd_mvtec.py': 1,
-    'configs/draem/draem_mvtec.py': 6,
+    # the image itself as texture source: on these stripes the segmentation finds the
+    # white squares in 30 epochs (15 left them at pixel AUROC 0.38)
+    'configs/draem/draem_mvtec.py': 30,
     # 64 px images: patches of 32 px (the shipped 64 px patches are for 256 px images)
     'configs/cutpaste/cutpaste_mobilenetv2_mvtec.py': (5, {
         'model.patch_size': 32, 'model.stride': 8,
@@ -109,6 +111,7 @@ def train_and_test(config, data, work_dir, epochs, schedule=None):
 SLOW = {'configs/tiling/patchcore_mobilenetv2_tiled_mvtec.py',
         'configs/tiling/padim_mobilenetv2_tiled_mvtec.py',
         'configs/cutpaste/cutpaste_mobilenetv2_mvtec.py', 'configs/riad/riad_mvtec.py',
+        'configs/draem/draem_mvtec.py',
         'configs/patchcore/patchcore_wrn50_mvtec.py'}
 
 
