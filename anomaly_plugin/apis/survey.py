@@ -226,6 +226,27 @@ def _schedule(work: str) -> str:
     return f'{b["epochs"]}/{b["max_epochs"]} epochs (budget)' if b['stopped'] else ''
 
 
+#: the training clock of a method's latest attempt: its wall-clock start and the
+#: seconds of earlier attempts that a resume builds on
+TRAIN_CLOCK = 'train_clock.json'
+
+
+def earlier_train_seconds(work: str) -> float:
+    """Training seconds that a resumed attempt in ``work`` builds on.
+
+    An attempt that was stopped counts from its start to the time its last
+    checkpoint was written (the work after it is lost and done again), added
+    to what that attempt itself built on. 0 without a checkpoint, or when the
+    checkpoint did not come from a survey attempt (no clock file).
+    """
+    ckpt, path = _checkpoint(work), osp.join(work, TRAIN_CLOCK)
+    if ckpt is None or not osp.isfile(path):
+        return 0.0
+    with open(path) as f:
+        clock = json.load(f)
+    return clock['earlier'] + max(0.0, osp.getmtime(ckpt) - clock['start'])
+
+
 def run_method(method: str, config: str, data_root: str, work: str,
                cfg_options: Sequence[str] = (), verbose: bool = True,
                budget_s: Optional[float] = None, nproc: int = 1) -> dict:
@@ -235,18 +256,25 @@ def run_method(method: str, config: str, data_root: str, work: str,
     training after the epoch at which one more would pass it; the row's
     ``schedule`` then says how many epochs ran). ``nproc``: processes per
     tool (distributed training and testing through MMEngine's launcher).
+    A method stopped during training resumes from its last checkpoint; its
+    ``train_s`` then adds the earlier attempts' seconds up to that checkpoint
+    (:func:`earlier_train_seconds`) and ``schedule`` says it was resumed.
     """
     os.makedirs(work, exist_ok=True)
     log = osp.join(work, 'survey.log')
     opts = ['--cfg-options', *cfg_options] if cfg_options else []
     budget = [f'time_budget_s={budget_s}'] if budget_s else []
     train_opts = ['--cfg-options', *cfg_options, *budget] if (cfg_options or budget) else []
-    resume = ['--resume'] if _checkpoint(work) else []
+    resumed_from = _checkpoint(work)
+    resume = ['--resume'] if resumed_from else []
+    earlier = earlier_train_seconds(work)
+    with open(osp.join(work, TRAIN_CLOCK), 'w') as f:
+        json.dump(dict(start=time.time(), earlier=earlier), f)
     start = time.perf_counter()
     _run('train.py', [config, '--data-root', data_root, '--work-dir', work, '--no-validate',
                       *resume, *train_opts], log, osp.join(work, 'peak_train.json'), verbose,
          nproc)
-    train_s = time.perf_counter() - start
+    train_s = earlier + time.perf_counter() - start
     ckpt = _checkpoint(work)
     if ckpt is None:
         raise RuntimeError(f'training wrote no checkpoint in {work}')
@@ -268,7 +296,9 @@ def run_method(method: str, config: str, data_root: str, work: str,
     return dict(metrics, train_s=train_s, test_images_per_s=n_test / test_s,
                 peak_rss_mb=max(peaks) / 1024, parameters=_parameters(config),
                 image_threshold=_threshold(ckpt), ng_rate_normal=_ng_rate(predictions),
-                schedule=_schedule(work), checkpoint=ckpt)
+                schedule='; '.join(x for x in (_schedule(work), resumed_from and (
+                    f'resumed from {osp.basename(resumed_from)}')) if x),
+                checkpoint=ckpt)
 
 
 def _clock(seconds: float) -> str:
