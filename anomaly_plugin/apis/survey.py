@@ -293,12 +293,12 @@ def run_method(method: str, config: str, data_root: str, work: str,
     for path in glob.glob(osp.join(work, 'peak_*.json*')):
         with open(path) as f:
             peaks.append(json.load(f)['peak_rss_kb'])
+    notes = [_schedule(work)] + ([f'resumed from {osp.basename(resumed_from)}']
+                                 if resumed_from else [])
     return dict(metrics, train_s=train_s, test_images_per_s=n_test / test_s,
                 peak_rss_mb=max(peaks) / 1024, parameters=_parameters(config),
                 image_threshold=_threshold(ckpt), ng_rate_normal=_ng_rate(predictions),
-                schedule='; '.join(x for x in (_schedule(work), resumed_from and (
-                    f'resumed from {osp.basename(resumed_from)}')) if x),
-                checkpoint=ckpt)
+                schedule='; '.join(n for n in notes if n), checkpoint=ckpt)
 
 
 def _clock(seconds: float) -> str:
