@@ -239,9 +239,10 @@ def run_tool(args, timeout=300, threads=1):
     return proc.stdout + proc.stderr
 
 
-def run_failing(args, timeout=300):
-    """Run ``python ARGS`` from the repository root; it must fail."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+def run_failing(args, timeout=300, env=None):
+    """Run ``python ARGS`` from the repository root (in ``env``, the environment
+    by default); it must fail."""
+    env = dict(env or os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
     proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode != 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -11,6 +11,7 @@ from anomaly_plugin.engine import (
     enable_amp,
     load_tool_config,
     teardown_distributed,
+    weights_download_message,
 )
 
 
@@ -58,7 +59,13 @@ def main():
     cfg = build_config(args)
     check_data_files(cfg)  # every bad file of every split in one error, before training
     runner = Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except OSError as err:  # e.g. pretrained weights that cannot be downloaded
+        message = weights_download_message(err, cfg, args.config)
+        if message is None:
+            raise
+        raise SystemExit(f'train.py: {message}') from err
     teardown_distributed(runner)
 
 

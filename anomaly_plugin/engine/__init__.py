@@ -1,5 +1,11 @@
 from .calibration import calibrate, collect_predictions, compute_calibration
-from .checkpoint import UnsafeCheckpointError, install_safe_loader, safe_load
+from .checkpoint import (
+    UnsafeCheckpointError,
+    install_safe_loader,
+    pretrained_urls,
+    safe_load,
+    weights_download_message,
+)
 from .config_utils import apply_shortcuts, disable_validation, load_tool_config, merge_options
 from .data_check import check_data_files
 from .dist import setup_distributed, teardown_distributed
@@ -10,7 +16,8 @@ from .optim import CPUBF16OptimWrapper, MultiOptimWrapperConstructor, enable_amp
 
 __all__ = ['FIT_STAGES', 'fit_normal', 'fit_stage_of', 'check_data_files', 'calibrate',
            'collect_predictions', 'compute_calibration',
-           'UnsafeCheckpointError', 'install_safe_loader', 'safe_load',
+           'UnsafeCheckpointError', 'install_safe_loader', 'pretrained_urls', 'safe_load',
+           'weights_download_message',
            'setup_distributed', 'teardown_distributed', 'apply_shortcuts', 'merge_options',
            'disable_validation', 'load_tool_config', 'FitLoop', 'MinItersEpochBasedTrainLoop',
            'CPUBF16OptimWrapper',

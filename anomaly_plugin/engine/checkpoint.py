@@ -14,7 +14,7 @@ as plain tensors and numbers, and this module keeps loading weights-only:
 """
 import os.path as osp
 import pickle
-from typing import Any, List
+from typing import Any, List, Optional, Tuple
 
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader
@@ -64,3 +64,62 @@ def install_safe_loader() -> None:
     """Route MMEngine's local checkpoint loading through :func:`safe_load`."""
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_safe_local,
                                      force=True)
+
+
+_URL_PREFIXES = ('http://', 'https://')
+
+
+def pretrained_urls(cfg) -> List[Tuple[str, str]]:
+    """Where a model config downloads pretrained weights from.
+
+    Returns:
+        ``(key, url)`` for every ``checkpoint`` key holding a URL
+        (``init_cfg=dict(type='Pretrained', checkpoint=URL)`` among them), in
+        config order; ``key`` is its dotted path from the config's root (what
+        ``--cfg-options`` takes), e.g. ``model.backbone.backbone.init_cfg.checkpoint``.
+    """
+    found: List[Tuple[str, str]] = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if (key == 'checkpoint' and isinstance(value, str)
+                        and value.startswith(_URL_PREFIXES)):
+                    found.append((f'{path}.{key}', value))
+                else:
+                    walk(value, f'{path}.{key}')
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                walk(value, f'{path}.{i}')
+
+    walk(cfg.get('model'), 'model')
+    return found
+
+
+def weights_download_message(err: BaseException, cfg, config: str) -> Optional[str]:
+    """A message for a training that failed downloading pretrained weights.
+
+    Args:
+        err: what the training raised.
+        cfg: the run's config.
+        config: the config file, as the user named it.
+
+    Returns:
+        None when ``err`` is not a network error (``URLError``,
+        ``ConnectionError``, ``TimeoutError``) or the model names no URL;
+        otherwise which weights could not be fetched, why, and the two ways
+        to run offline: the file put where it is looked up first (torch's
+        hub cache), or the config key pointed at a local copy.
+    """
+    import urllib.error
+    urls = pretrained_urls(cfg)
+    if not urls or not isinstance(err, (urllib.error.URLError, ConnectionError, TimeoutError)):
+        return None
+    cache = osp.join(torch.hub.get_dir(), 'checkpoints')
+    lines = [f'{config} needs pretrained weights that could not be downloaded '
+             f'({getattr(err, "reason", err)}):']
+    for key, url in urls:
+        lines.append(f'  {url}: put the file at {osp.join(cache, osp.basename(url))} '
+                     f'(looked up first), or pass --cfg-options {key}=LOCAL_PATH')
+    lines.append('The MobileNetV2 configs use weights installed offline (python tools/weights.py).')
+    return '\n'.join(lines)

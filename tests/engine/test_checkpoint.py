@@ -1,3 +1,4 @@
+import os.path as osp
 
 import numpy as np
 import pytest
@@ -46,3 +47,28 @@ def test_message_hub_state_round_trips_as_plain_data(tmp_path):
     np.testing.assert_allclose(buf.data[0], [1.0, 0.5, 0.25])
     assert buf.mean() == pytest.approx(hub.get_scalar('train/loss').mean())
     assert loaded['runtime_info']['iter'] == 3
+
+
+def test_pretrained_urls_and_the_download_message():
+    """The ResNet configs name torchvision URLs; a failed download gets a message
+    naming each URL, where it is looked up and the --cfg-options key to set."""
+    import urllib.error
+
+    from mmengine.config import Config
+
+    from anomaly_plugin.engine import pretrained_urls, weights_download_message
+    cfg = Config.fromfile('configs/padim/padim_resnet18_mvtec.py')
+    key = 'model.backbone.backbone.init_cfg.checkpoint'
+    url = 'https://download.pytorch.org/models/resnet18-f37072fd.pth'
+    assert pretrained_urls(cfg) == [(key, url)]
+    err = urllib.error.URLError(OSError(-2, 'Name or service not known'))
+    msg = weights_download_message(err, cfg, 'padim_resnet18_mvtec.py')
+    assert msg.startswith('padim_resnet18_mvtec.py needs pretrained weights that could not '
+                          'be downloaded (')
+    assert 'Name or service not known' in msg and f'{key}=LOCAL_PATH' in msg
+    assert osp.join(torch.hub.get_dir(), 'checkpoints', 'resnet18-f37072fd.pth') in msg
+    # other errors, and configs with local weights only, are left alone
+    assert weights_download_message(ValueError('x'), cfg, 'c.py') is None
+    local = Config.fromfile('configs/padim/padim_mobilenetv2_mvtec.py')
+    assert pretrained_urls(local) == []
+    assert weights_download_message(err, local, 'c.py') is None

@@ -118,3 +118,20 @@ def test_fit_loop_reports_files_failing_at_full_decoding(tmp_path):
     assert "1 bad file(s) in MVTecADDataset split 'train'" in proc.stderr
     assert 'found decoding the pass over the data' in proc.stderr and str(spoiled) in proc.stderr
     assert Config.fromfile(PADIM).train_cfg.type.__name__ == 'FitLoop'
+
+
+def test_pretrained_weights_that_cannot_be_downloaded_get_a_clear_error(tmp_path):
+    """tools/train.py with a backbone whose weights URL cannot be reached (nothing
+    listens on port 9 of this machine): the error names the URL, where the file is
+    looked up and the key to point at a local copy, not a urllib traceback."""
+    root = make_mvtec(tmp_path / 'cat', size=32)
+    url = 'http://127.0.0.1:9/weights/unreachable-0000.pth'
+    key = 'model.backbone.backbone.init_cfg.checkpoint'
+    env = dict(os.environ, TORCH_HOME=str(tmp_path / 'torch'))
+    proc = run_failing(['tools/train.py', PADIM, '--data-root', str(root), '--work-dir',
+                        str(tmp_path / 'work'), '--cfg-options', f'{key}={url}',
+                        'img_size=32'], env=env)
+    assert 'needs pretrained weights that could not be downloaded' in proc.stderr
+    assert f'{url}: put the file at {tmp_path / "torch" / "hub" / "checkpoints"}' in proc.stderr
+    assert f'{key}=LOCAL_PATH' in proc.stderr
+    assert 'Traceback' not in proc.stderr.split('needs pretrained weights')[-1]
