@@ -1,4 +1,5 @@
 """Patch memory bank with coreset subsampling and exact kNN scoring."""
+import logging
 from typing import Optional, Tuple
 
 import torch
@@ -37,6 +38,10 @@ class KNNMemoryBank(DynamicBuffersMixin, nn.Module):
         projection_dim: random projection used by the coreset selection.
         coreset_mode: ``'exact'`` greedy or the opt-in ``'approx'`` mode, see
             :mod:`anomaly_plugin.models.statistics.coreset`.
+        exact_limit: the most patches ``'exact'`` selects from; a fit of more
+            patches uses ``'approx'`` and says so in the log (exact greedy's
+            time grows with patches x selections: see the README's coreset
+            curve). None: exact at any size.
         block_size: block size of ``'approx'`` mode.
         coreset_kernel: ``'auto'`` (the compiled greedy kernel when it is
             built, else torch), ``'compiled'`` or ``'torch'``, see
@@ -52,7 +57,7 @@ class KNNMemoryBank(DynamicBuffersMixin, nn.Module):
     def __init__(self, coreset_ratio: float = 0.1, projection_dim: Optional[int] = 128,
                  coreset_mode: str = 'exact', block_size: int = 65_536, seed: int = 0,
                  chunk_size: int = 1024, backend: str = 'torch',
-                 coreset_kernel: str = 'auto'):
+                 coreset_kernel: str = 'auto', exact_limit: Optional[int] = 1_000_000):
         super().__init__()
         if not 0 < coreset_ratio <= 1:
             raise ValueError(f'coreset_ratio must be in (0, 1], got {coreset_ratio}')
@@ -61,6 +66,7 @@ class KNNMemoryBank(DynamicBuffersMixin, nn.Module):
         self.coreset_ratio = coreset_ratio
         self.projection_dim = projection_dim
         self.coreset_mode = coreset_mode
+        self.exact_limit = exact_limit
         self.block_size = block_size
         self.coreset_kernel = coreset_kernel
         self.seed = seed
@@ -86,8 +92,16 @@ class KNNMemoryBank(DynamicBuffersMixin, nn.Module):
         """
         n = features.shape[0]
         num = max(1, int(round(n * self.coreset_ratio)))
+        mode = self.coreset_mode
+        if mode == 'exact' and self.exact_limit is not None and n > self.exact_limit:
+            from mmengine.logging import print_log
+            print_log(f'coreset: {n:,} patches is more than exact_limit={self.exact_limit:,}: '
+                      f"selecting {num:,} with coreset_mode='approx' (exact greedy's time "
+                      'grows with patches x selections); exact_limit=None forces exact',
+                      logger='current', level=logging.WARNING)
+            mode = 'approx'
         idx = greedy_coreset(features, num, self.projection_dim, self.seed,
-                             self.coreset_mode, self.block_size, progress, self.coreset_kernel)
+                             mode, self.block_size, progress, self.coreset_kernel)
         self.bank = features[idx].float().contiguous().to(self.bank.device)  # (M, D)
         self._faiss_index = None
         return idx

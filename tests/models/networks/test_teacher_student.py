@@ -79,6 +79,39 @@ def test_training_steps_leave_the_teacher_and_its_statistics_unchanged(teacher_c
     assert not any(p.requires_grad for p in model.teacher_student.teacher.parameters())
 
 
+def test_a_channels_last_student_computes_what_the_plain_one_does(teacher_ckpt):
+    """channels_last=True: the student's weights and maps are channels-last, its
+    outputs, loss and gradients those of the plain student with the same weights (up
+    to float rounding), its state dict loads into a plain pair and back."""
+    path, _ = teacher_ckpt
+    plain = MODELS.build(dict(type='TeacherStudent', teacher=teacher_cfg(path)))
+    plain.init_weights()
+    cl = MODELS.build(dict(type='TeacherStudent', teacher=teacher_cfg(path), channels_last=True))
+    cl.load_state_dict(plain.state_dict())
+    conv = next(m for m in cl.student.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()  # the layout did change
+    x = torch.randn(2, 3, 64, 64)
+    for pair in (plain, cl):
+        pair.train()
+        pair.zero_grad()
+        t, s = pair(x)
+        sum((a - b).pow(2).mean() for a, b in zip(t, s)).backward()
+    out_plain, out_cl = plain.student_levels(x), cl.student_levels(x)
+    assert all(o.is_contiguous(memory_format=torch.channels_last) for o in out_cl)
+    for a, b in zip(out_plain, out_cl):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4)
+    scale = max(float(p.grad.norm()) for p in plain.student.parameters())
+    for (name, p), q in zip(plain.student.named_parameters(), cl.student.parameters()):
+        # summation order differs between the layouts: rounding-sized differences
+        # (a BatchNorm bias followed by another batch-statistics BatchNorm has a
+        # gradient of rounding size itself)
+        assert float((q.grad - p.grad).norm()) < 1e-4 * scale, name
+    back = MODELS.build(dict(type='TeacherStudent', teacher=teacher_cfg(path)))
+    back.load_state_dict(cl.state_dict())
+    torch.testing.assert_close(back.student_levels(x)[0], out_plain[0], rtol=1e-4, atol=1e-4)
+
+
 def test_bottleneck_and_decoder_shapes_and_gradients():
     levels = [torch.randn(2, 8, 16, 16), torch.randn(2, 12, 8, 8), torch.randn(2, 24, 4, 4)]
     ocbe = OneClassBottleneck([8, 12, 24], out_channels=32, num_blocks=2)

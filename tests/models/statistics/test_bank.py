@@ -218,3 +218,24 @@ def test_bank_scores_equal_after_reload(backend):
     after = b.query(q, 3)
     torch.testing.assert_close(after[0], before[0])
     assert torch.equal(after[1], before[1])
+
+
+def test_exact_gives_way_to_approx_above_the_limit(capsys):
+    """Above exact_limit patches the bank selects with 'approx' (and says so);
+    exact_limit=None keeps exact selection at any size."""
+    from mmengine.logging import MMLogger
+
+    from anomaly_plugin.models.statistics import greedy_coreset
+    x = _points(300, 6)
+    MMLogger.get_instance('bank_limit_test')  # the current logger, writing to captured stdout
+    bank = KNNMemoryBank(coreset_ratio=0.1, exact_limit=200, block_size=64)
+    idx = bank.fit(x)
+    log = ''.join(capsys.readouterr())
+    assert torch.equal(idx, greedy_coreset(x, 30, 128, 0, 'approx', 64))
+    assert not torch.equal(idx, greedy_coreset(x, 30, 128, 0, 'exact'))
+    assert '300 patches is more than exact_limit=200' in log
+    assert 'exact_limit=None forces exact' in log
+    forced = KNNMemoryBank(coreset_ratio=0.1, exact_limit=None, block_size=64)
+    assert torch.equal(forced.fit(x), greedy_coreset(x, 30, 128, 0, 'exact'))
+    under = KNNMemoryBank(coreset_ratio=0.1, exact_limit=300, block_size=64)
+    assert torch.equal(under.fit(x), greedy_coreset(x, 30, 128, 0, 'exact'))
