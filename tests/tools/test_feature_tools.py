@@ -42,13 +42,13 @@ def test_train_test_infer_agree(name, data, trained, tmp_path):
 @pytest.mark.slow
 def test_tiled_patchcore_train_test_infer_agree(data, tmp_path):
     """The tiled config as shipped (3 x 3 tiles of 256 on 512x512 images): the bank
-    holds 10 % of the tiles' patches: 5 images x 9 tiles x 32 x 32 = 46,080 -> 4,608."""
+    holds 1 % of the tiles' patches: 5 images x 9 tiles x 32 x 32 = 46,080 -> 461."""
     config = 'configs/tiling/patchcore_mobilenetv2_tiled_mvtec.py'
     opts = ['--cfg-options', NO_WEIGHTS.replace('model.', 'model.detector.', 1)]
     work = tmp_path / 'work'
     out = run_tool(['tools/train.py', config, '--data-root', data, '--work-dir', str(work),
                     *opts])
-    assert '4608/4608' in out
+    assert '461/461' in out
     rows = assert_test_and_infer_agree(config, str(work / 'epoch_1.pth'), data, tmp_path,
                                        opts, 6)
     good = [float(r['score']) for r in rows if '/good/' in r['image']]
@@ -80,3 +80,18 @@ def test_profile_breaks_the_run_into_stages(mode, data, trained, tmp_path):
     assert expected <= set(stages), sorted(stages)
     assert stages['backbone']['calls'] == 1 and stages['decode image']['calls'] == 6
     assert sum(r['seconds'] for r in result['stages']) == pytest.approx(result['seconds'])
+
+
+@pytest.mark.slow
+def test_coreset_benchmark_times_both_modes(data, tmp_path):
+    """tools/benchmark_coreset.py: the flips give 4x the 5,120 patches; each size
+    is selected exact and approx at the config's 10 %."""
+    out_json = tmp_path / 'coreset.json'
+    out = run_tool(['tools/benchmark_coreset.py', CONFIGS['patchcore'], '--data-root', data,
+                    '--sizes', '4000', '12000', '30000', '--flips', '--threads', '1',
+                    '--out', str(out_json), '--cfg-options', NO_WEIGHTS])
+    assert '20,480 patches of 128 channels' in out and 'N=30,000: only 20,480' in out
+    rows = json.loads(out_json.read_text())['rows']
+    assert [(r['patches'], r['selections']) for r in rows] == [(4000, 400), (12000, 1200)]
+    assert all(r['exact_s'] > 0 and r['approx_s'] > 0 for r in rows)
+    assert '| 12,000 | 1,200 |' in out
