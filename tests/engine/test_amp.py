@@ -31,7 +31,10 @@ CONFIGS = {
 }
 
 
-FIRST_STEP_ONLY = {'cutpaste'}
+# STFPM's SGD at learning rate 0.4 carries bfloat16 rounding into the next steps: on a
+# CPU without bfloat16 instructions the float32 and bfloat16 losses agreed to 0.07 % at
+# the first step and parted by 3-6 % by the second to fourth (NCHW and channels-last)
+FIRST_STEP_ONLY = {'cutpaste', 'stfpm'}
 
 
 @pytest.fixture(scope='module')

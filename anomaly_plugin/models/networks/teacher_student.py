@@ -34,7 +34,9 @@ class TeacherStudent(BaseModule):
         channels_last: keep the student's weights, and run its input, in
             channels-last memory format (the same float32 arithmetic in
             another layout; convolutions train markedly faster so on CPUs).
-            Its maps come out channels-last too.
+            Its maps come out channels-last too. A random initialisation
+            fills the weights in memory order, so the same seed draws the
+            same values in another arrangement than without it.
         init_cfg: MMEngine initialisation config of this module.
     """
 
