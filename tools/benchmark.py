@@ -21,15 +21,12 @@ import statistics
 import time
 
 import torch
-from mmengine.config import Config, DictAction
-from mmengine.logging import MMLogger
-from mmengine.registry import init_default_scope
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
-from anomaly_plugin.engine import merge_options
+from anomaly_plugin.apis.profiling import benchmark_config, build_eval_model
 from anomaly_plugin.evaluation import ImageMetric, PixelMetric
 from anomaly_plugin.models.statistics import knn
-from anomaly_plugin.registry import MODELS
 
 
 def parse_args():
@@ -146,20 +143,11 @@ def knn_diagnostic(model, loader) -> dict:
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
-    import anomaly_plugin  # noqa: F401
-    cfg = Config.fromfile(args.config)
-    merge_options(cfg, {**(args.cfg_options or {}), 'data_root': args.data_root})
-    init_default_scope('anomaly_plugin')
+    cfg = benchmark_config(args.config, args.data_root, args.cfg_options)
     train_loader, test_loader = build(cfg, args)
     runs = []
     for i in range(args.runs):
-        model = MODELS.build(cfg.model)
-        logger = MMLogger.get_current_instance()
-        level = logger.level
-        logger.setLevel('WARNING')  # the weight loader lists every parameter
-        model.init_weights()
-        logger.setLevel(level)
-        model.eval()
+        model = build_eval_model(cfg)
         fit_s = fit(model, train_loader)
         if args.no_test:
             ips, metrics = float('nan'), {}

@@ -16,14 +16,11 @@ import statistics
 import time
 
 import torch
-from mmengine.config import Config, DictAction
-from mmengine.logging import MMLogger
-from mmengine.registry import init_default_scope
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
-from anomaly_plugin.engine import merge_options
+from anomaly_plugin.apis.profiling import benchmark_config, build_eval_model
 from anomaly_plugin.models.statistics import greedy_coreset
-from anomaly_plugin.registry import MODELS
 
 
 def parse_args():
@@ -71,18 +68,9 @@ def training_patches(model, loader, flips: bool, limit: int) -> torch.Tensor:
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
-    import anomaly_plugin  # noqa: F401
-    cfg = Config.fromfile(args.config)
-    merge_options(cfg, {**(args.cfg_options or {}), 'data_root': args.data_root})
-    init_default_scope('anomaly_plugin')
+    cfg = benchmark_config(args.config, args.data_root, args.cfg_options)
     loader = Runner.build_dataloader(cfg.train_dataloader)
-    model = MODELS.build(cfg.model)
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel('WARNING')  # the weight loader lists every parameter
-    model.init_weights()
-    logger.setLevel(level)
-    model.eval()
+    model = build_eval_model(cfg)
     bank = model.memory_bank
     feats = training_patches(model, loader, args.flips, max(args.sizes))
     print(f'{feats.shape[0]:,} patches of {feats.shape[1]} channels', flush=True)

@@ -179,3 +179,37 @@ def format_report(rows: List[dict], total_s: float, images: int) -> str:
     lines += [f"| {r['stage']} | {r['seconds']:.2f} | {100 * r['share']:.1f} | "
               f"{r['ms_per_image']:.2f} |" for r in rows]
     return '\n'.join(lines)
+
+
+def benchmark_config(config: str, data_root: str, cfg_options: Optional[dict] = None):
+    """A config for an in-process benchmark: ``cfg_options`` merged, the data
+    root set, the plugin's default scope initialised.
+
+    Returns:
+        The ``mmengine.Config``.
+    """
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from anomaly_plugin.engine import merge_options
+    cfg = Config.fromfile(config)
+    merge_options(cfg, {**(cfg_options or {}), 'data_root': data_root})
+    init_default_scope('anomaly_plugin')
+    return cfg
+
+
+def build_eval_model(cfg) -> torch.nn.Module:
+    """``cfg.model`` built, its weights initialised (the pretrained-weight
+    loader's per-parameter listing kept out of the log) and in eval mode."""
+    from mmengine.logging import MMLogger
+
+    from anomaly_plugin.registry import MODELS
+    model = MODELS.build(cfg.model)
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel('WARNING')
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+    return model.eval()
