@@ -22,10 +22,11 @@ $(STAMP): requirements.txt setup.cfg setup.py
 kernel: $(STAMP)
 	$(PY) -m anomaly_plugin.models.statistics.kernels
 
-# two workers with one thread each (pytest-xdist); TEST_WORKERS=0 runs in one process
+# two workers with one thread each (pytest-xdist); TEST_WORKERS=0 runs in one process;
+# the 25 slowest tests are listed at the end (a test that grows shows there)
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) -m "not interop and not slow and not browser"
+	OMP_NUM_THREADS=1 $(PY) -m pytest tests -n $(TEST_WORKERS) -m "not interop and not slow and not browser" --durations=25
 
 # the slowest end-to-end checks (tiled detection, CutPaste's and RIAD's detection, the
 # Wide-ResNet PatchCore, the survey's kill-and-restart and 2-process runs, DRAEM's

@@ -13,9 +13,11 @@ from anomaly_plugin.models import TiledDetector
 # bank fitted on the tiles of every training image. For strips, e.g.
 # ballscrew (565x230): --cfg-options img_size=[256,640] gives 1 x 3 tiles.
 # 9 tiles an image give 9x the untiled model's patches: keep 1 % of them (the
-# untiled config keeps 10 %), a bank of about the same size. At 10 % a 500-image
-# category (4.6 M patches) would select 460,000 entries and query each test
-# tile against them: hours on a CPU.
+# untiled config keeps 10 %), a bank of about the same size. At 10 % all of
+# ballscrew (461 images, 4.25 M patches) asks for 425,000 selections: the
+# exact selection had not finished after 9 minutes on a 2-core CPU (above
+# exact_limit the bank now selects with approx), and each test tile would be
+# queried against a 425,000-entry bank.
 patchcore.memory_bank.update(coreset_ratio=0.01)
 model = dict(type=TiledDetector, detector=patchcore, tile_size=(256, 256), stride=(192, 192))
 # one pass over the training images in order; validation only when asked for
